@@ -1,0 +1,118 @@
+"""stepup-idp: an OpenID Connect provider with exact, standard step-up authentication.
+
+Build the application only through :func:`create_app` (nothing is created at import time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from idp.assurance import Ladder
+from idp.config import Settings, load_settings
+
+__all__ = ["create_app"]
+
+SECRET_FILE = "secret_key"
+
+
+def create_app(overrides: Mapping[str, Any] | None = None,
+               environ: Mapping[str, str] | None = None) -> Flask:
+    """The application: config → extensions → blueprints → CLI.
+
+    ``overrides`` take precedence over the configuration file and environment (tests use it).
+    Raises :class:`idp.config.ConfigError` naming the bad setting.
+    """
+    settings = load_settings(overrides, environ)
+    instance_path = os.path.abspath(settings.instance_path)
+    app = Flask("idp", instance_path=instance_path, instance_relative_config=False)
+    app.extensions["idp.settings"] = settings
+    app.config.update(
+        SECRET_KEY=_secret_key(settings, instance_path),
+        SQLALCHEMY_DATABASE_URI=_database_url(settings.database_url, instance_path),
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        MAX_CONTENT_LENGTH=settings.server.max_request_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.server.max_request_bytes,
+        WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own lifetime
+        WTF_CSRF_SSL_STRICT=True,
+        JSON_SORT_KEYS=False,
+    )
+    _configure_logging(settings)
+
+    from idp import extensions, oidc, sessions
+    from idp.cli import register_commands
+    from idp.views import errors, interaction, logout, pages, security
+    from idp.views import oidc as oidc_views
+
+    extensions.db.init_app(app)
+    extensions.store.init_app(app)
+    extensions.csrf.init_app(app)
+    app.session_interface = sessions.StoreSessionInterface(
+        app.extensions["idp.store"], settings.session.cookie_name,
+        settings.session.absolute_timeout, settings.session.idle_timeout,
+        settings.secure_cookies)
+    app.extensions["idp.ladder"] = Ladder.from_config(
+        settings.get("acr.levels"), settings.get("policy.email_counts_as_factor", False))
+    oidc.init_app(app)
+
+    for blueprint in (pages.bp, oidc_views.bp, interaction.bp, logout.bp):
+        app.register_blueprint(blueprint)
+    security.register(app)
+    errors.register(app)
+
+    @app.context_processor
+    def branding() -> dict[str, Any]:
+        return {"branding": settings.branding}
+
+    register_commands(app)
+    return app
+
+
+def _secret_key(settings: Settings, instance_path: str) -> str:
+    """The master secret; in development a random one is kept in the instance folder so
+    encrypted keys stay readable across restarts."""
+    if settings.secret_key:
+        return str(settings.secret_key)
+    path = Path(instance_path) / SECRET_FILE
+    if path.exists():
+        return path.read_text("utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value
+
+
+def _database_url(url: str, instance_path: str) -> str:
+    """SQLite paths are relative to the instance folder, which is created if missing."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        Path(instance_path).mkdir(parents=True, exist_ok=True)
+        return "sqlite:///" + os.path.join(instance_path, url[len("sqlite:///"):])
+    return url
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("postgresql"):
+        # Bounded waits: an unreachable database becomes a quick 503, never a hung worker.
+        return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_timeout": 5,
+                "connect_args": {"connect_timeout": 5}}
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}}
+    return {"pool_pre_ping": True}
+
+
+def _configure_logging(settings: Settings) -> None:
+    logger = logging.getLogger("idp")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

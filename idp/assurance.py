@@ -1,0 +1,203 @@
+"""THE place that turns authentication events into ``acr``, ``amr`` and ``auth_time``.
+
+Pure: imports nothing of the application, reads no clock (``now`` is a parameter).
+
+- Levels (the acr ladder) are data: :class:`Level` built from configuration, weakest first;
+  a higher level satisfies every lower one (DESIGN §3).
+- ``amr`` values follow RFC 8176 plus ``pop`` (OpenID EAP ACR Values); ``mfa`` whenever the
+  counted events span two factor kinds or include a user-verifying passkey.
+- ``auth_time`` is the time of the latest event that counts toward the returned ``acr``
+  (OIDC Core §2: the time the authentication that produced the acr occurred).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Event methods that are WebAuthn assertions.
+WEBAUTHN_METHODS = frozenset({"passkey", "webauthn"})
+EMAIL_METHOD = "email"
+
+
+@dataclass(frozen=True)
+class AuthEvent:
+    """What one factor proved, and when (seconds since the epoch)."""
+
+    method: str
+    factor_id: str | None
+    amr: tuple[str, ...]
+    at: int
+    properties: Mapping[str, bool] = field(default_factory=dict)
+
+    def prop(self, name: str) -> bool:
+        return bool(self.properties.get(name, False))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "factor_id": self.factor_id, "amr": list(self.amr),
+                "at": self.at, "properties": dict(self.properties)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuthEvent:
+        return cls(method=str(data["method"]), factor_id=data.get("factor_id"),
+                   amr=tuple(data.get("amr", ())), at=int(data["at"]),
+                   properties=dict(data.get("properties", {})))
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    aliases: tuple[str, ...]
+    min_factors: int
+    phishing_resistant: bool
+    hardware_bound: bool
+    max_age: int
+    idle_timeout: int | None
+
+
+@dataclass(frozen=True)
+class Assurance:
+    """The outcome for one session at one instant."""
+
+    acr: str | None          # None: nothing proven (or everything expired)
+    amr: tuple[str, ...]
+    auth_time: int | None
+    satisfied: frozenset[str]  # canonical names of every satisfied level
+
+
+class Ladder:
+    """The ordered levels; resolves aliases and evaluates events."""
+
+    def __init__(self, levels: Sequence[Level], email_counts_as_factor: bool = False) -> None:
+        if not levels:
+            raise ValueError("the acr ladder needs at least one level")
+        self.levels = tuple(levels)
+        self.email_counts_as_factor = email_counts_as_factor
+        self._by_value: dict[str, Level] = {}
+        for level in self.levels:
+            for value in (level.name, *level.aliases):
+                if value in self._by_value:
+                    raise ValueError(f"acr value {value!r} names two levels")
+                self._by_value[value] = level
+
+    @classmethod
+    def from_config(cls, levels: Iterable[Mapping[str, Any]],
+                    email_counts_as_factor: bool = False) -> Ladder:
+        return cls([
+            Level(name=str(item["name"]), aliases=tuple(str(a) for a in item.get("aliases", ())),
+                  min_factors=int(item.get("min_factors", 1)),
+                  phishing_resistant=bool(item.get("phishing_resistant", False)),
+                  hardware_bound=bool(item.get("hardware_bound", False)),
+                  max_age=int(item["max_age"]),
+                  idle_timeout=None if item.get("idle_timeout") is None
+                  else int(item["idle_timeout"]))
+            for item in levels
+        ], email_counts_as_factor)
+
+    @property
+    def values_supported(self) -> list[str]:
+        """Every acr value a relying party may send: names, then aliases, weakest first."""
+        names = [level.name for level in self.levels]
+        aliases = [alias for level in self.levels for alias in level.aliases]
+        return names + aliases
+
+    def resolve(self, value: str) -> Level | None:
+        """The level an acr value (name or alias) denotes, or None if unknown."""
+        return self._by_value.get(value)
+
+    def rank(self, value: str) -> int:
+        """Position of a level on the ladder (0 = weakest); -1 if unknown."""
+        level = self.resolve(value)
+        return -1 if level is None else self.levels.index(level)
+
+    def strongest(self, *values: str | None) -> str | None:
+        """Canonical name of the strongest of the given values (unknown ones ignored)."""
+        known = [self.resolve(v) for v in values if v]
+        known_levels = [lvl for lvl in known if lvl is not None]
+        if not known_levels:
+            return None
+        return max(known_levels, key=self.levels.index).name
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def _counts(self, event: AuthEvent) -> bool:
+        return event.method != EMAIL_METHOD or self.email_counts_as_factor
+
+    @staticmethod
+    def _is_uv_passkey(event: AuthEvent) -> bool:
+        return event.method in WEBAUTHN_METHODS and event.prop("user_verified")
+
+    def _meets(self, level: Level, events: Sequence[AuthEvent]) -> bool:
+        counted = [e for e in events if self._counts(e)]
+        kinds = {e.method for e in counted}
+        strength = len(kinds) + (1 if any(self._is_uv_passkey(e) for e in counted) else 0)
+        if strength < level.min_factors:
+            return False
+        if level.phishing_resistant and not any(e.method in WEBAUTHN_METHODS for e in counted):
+            return False
+        if level.hardware_bound and not any(
+            self._is_uv_passkey(e) and e.prop("device_bound") and e.prop("hardware_attested")
+            for e in counted
+        ):
+            return False
+        return True
+
+    def _fresh(self, level: Level, events: Sequence[AuthEvent], now: int,
+               last_active: int | None) -> list[AuthEvent]:
+        if level.idle_timeout is not None and last_active is not None \
+                and now - last_active > level.idle_timeout:
+            return []
+        return [e for e in events if now - e.at <= level.max_age and e.at <= now]
+
+    def evaluate(self, events: Sequence[AuthEvent], now: int,
+                 last_active: int | None = None) -> Assurance:
+        """acr, amr and auth_time of a session holding ``events`` at ``now``.
+
+        ``last_active`` is the session's last activity, for the levels' idle timeouts. A level
+        is satisfied only if every weaker level is too, so the ladder stays monotone.
+        """
+        satisfied: list[Level] = []
+        counted_for: dict[str, list[AuthEvent]] = {}
+        for level in self.levels:
+            fresh = self._fresh(level, events, now, last_active)
+            if not self._meets(level, fresh):
+                break
+            satisfied.append(level)
+            counted_for[level.name] = fresh
+        if not satisfied:
+            return Assurance(None, (), None, frozenset())
+        top = satisfied[-1]
+        counted = [e for e in counted_for[top.name] if self._counts(e)] or counted_for[top.name]
+        return Assurance(
+            acr=top.name,
+            amr=self.amr_for(counted_for[top.name]),
+            auth_time=max(e.at for e in counted),
+            satisfied=frozenset(level.name for level in satisfied),
+        )
+
+    def amr_for(self, events: Sequence[AuthEvent]) -> tuple[str, ...]:
+        """RFC 8176 values of the events, in first-seen order, plus ``mfa`` where earned."""
+        values: list[str] = []
+        for event in events:
+            for value in event.amr:
+                if value not in values:
+                    values.append(value)
+        counted = [e for e in events if self._counts(e)]
+        if len({e.method for e in counted}) >= 2 or any(self._is_uv_passkey(e) for e in counted):
+            if "mfa" not in values:
+                values.append("mfa")
+        return tuple(values)
+
+    def satisfies(self, events: Sequence[AuthEvent], value: str, now: int,
+                  last_active: int | None = None, max_age: int | None = None) -> bool:
+        """Does the session satisfy level ``value`` now, with ``auth_time`` within ``max_age``?"""
+        level = self.resolve(value)
+        if level is None:
+            return False
+        result = self.evaluate(events, now, last_active)
+        if level.name not in result.satisfied:
+            return False
+        if max_age is not None and result.auth_time is not None:
+            return now - result.auth_time <= max_age
+        return True

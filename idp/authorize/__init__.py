@@ -1,0 +1,48 @@
+"""The authorization endpoint as a pipeline of small steps (DESIGN §1, §4).
+
+:func:`run` validates nothing itself: the request arrives validated by ``idp.oidc``. It runs
+:data:`steps.PIPELINE`, then asks the prompts whether the user must interact; if not, it
+checks the acr outcome and issues a code bound to a snapshot of the session's assurance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from idp.authorize import steps
+from idp.authorize.context import AuthorizeContext
+from idp.authorize.steps import NeedsInteraction
+from idp.oidc.authorization import issue_code
+from idp.oidc.principal import AuthContext, Principal
+
+__all__ = ["AuthorizeContext", "CodeIssued", "NeedsInteraction", "run"]
+
+
+@dataclass(frozen=True)
+class CodeIssued:
+    params: list[tuple[str, str]]
+
+
+def run(ctx: AuthorizeContext) -> CodeIssued | NeedsInteraction:
+    for step in steps.PIPELINE:
+        step(ctx)
+    needed = steps.interactions(ctx)
+    if needed is not None:
+        return needed
+    steps.check_acr_met(ctx)
+    return CodeIssued(issue_code(ctx.grant, ctx.request, _principal(ctx)))
+
+
+def _principal(ctx: AuthorizeContext) -> Principal:
+    """DESIGN §4.6: the ID token's acr is the first requested value that is satisfied, else
+    the strongest satisfied level; auth_time and amr come from the same evaluation."""
+    assert ctx.user is not None and ctx.assurance is not None
+    assurance = ctx.assurance
+    acr = next(
+        (v for v in ctx.requested_acr
+         if ctx.ladder.resolve(v).name in assurance.satisfied),  # type: ignore[union-attr]
+        assurance.acr,
+    )
+    sid = ctx.session.get("oidc_sid")
+    return Principal(ctx.user, AuthContext(acr, assurance.amr, assurance.auth_time, sid))
+

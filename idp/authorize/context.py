@@ -1,0 +1,38 @@
+"""The state one run of the authorization pipeline works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from idp.assurance import Assurance, AuthEvent, Ladder
+from idp.models import User
+from idp.oidc.authorization import AuthorizationRequest
+from idp.sessions import ServerSession
+
+
+@dataclass
+class AuthorizeContext:
+    request: AuthorizationRequest
+    grant: Any                       # authlib grant, used only to issue the code
+    session: ServerSession
+    ladder: Ladder
+    now: int
+    #: The interaction record when resuming after hosted pages, else None.
+    interaction: dict[str, Any] | None = None
+    user: User | None = None
+    events: list[AuthEvent] = field(default_factory=list)
+    assurance: Assurance | None = None
+    #: Subject named by a valid id_token_hint.
+    hint_sub: str | None = None
+    #: Requested acr values (known ones, canonical names, preference order) and whether essential.
+    requested_acr: tuple[str, ...] = ()
+    acr_essential: bool = False
+    #: The level the user must reach before a code is issued (None: any authentication).
+    required_acr: str | None = None
+    #: Effective max_age (request, else client default).
+    max_age: int | None = None
+
+    @property
+    def interaction_result(self) -> dict[str, Any]:
+        return (self.interaction or {}).get("result", {})

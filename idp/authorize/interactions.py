@@ -1,0 +1,52 @@
+"""Interaction records: an authorization request parked while the user is on hosted pages.
+
+Stored in the ephemeral store under a 256-bit random uid and bound to the browser by the
+``idp_interaction`` cookie, so a uid leaked from one browser is useless in another.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from idp.crypto import constant_time_equals
+from idp.errors import InteractionExpired
+from idp.extensions import settings, store
+
+KEY_PREFIX = "interaction:"
+COOKIE_NAME = "idp_interaction"
+UID_BYTES = 32
+
+
+def create(params: dict[str, str], client_id: str, prompt: str, reasons: list[str]) -> dict[str, Any]:
+    record = {
+        "uid": secrets.token_urlsafe(UID_BYTES),
+        "params": params,
+        "client_id": client_id,
+        "prompt": {"name": prompt, "reasons": reasons},
+        "created": int(time.time()),
+        "result": {},
+    }
+    save(record)
+    return record
+
+
+def save(record: dict[str, Any]) -> None:
+    store.current.put(KEY_PREFIX + record["uid"], record, settings().session.interaction_ttl)
+
+
+def load(uid: str, cookie_value: str | None) -> dict[str, Any]:
+    """The record for ``uid`` if it exists and belongs to this browser; else InteractionExpired."""
+    if not uid or len(uid) > 100 or not cookie_value or not constant_time_equals(uid, cookie_value):
+        raise InteractionExpired("This sign-in link is not valid in this browser. Start again "
+                                 "from the application.")
+    record = store.current.get(KEY_PREFIX + uid)
+    if record is None:
+        raise InteractionExpired("This sign-in attempt has expired. Start again from the "
+                                 "application.")
+    return record
+
+
+def finish(uid: str) -> None:
+    store.current.delete(KEY_PREFIX + uid)

@@ -1,0 +1,86 @@
+"""What the user must do next, as data (node-oidc-provider's interaction policy).
+
+A :class:`Prompt` is a named step of the hosted pages holding :class:`Check` s. The first
+prompt with a failing check is what the user sees next; under ``prompt=none`` that check's
+``error`` goes back to the client instead (OIDC Core §3.1.2.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from idp.authorize.context import AuthorizeContext
+
+
+@dataclass(frozen=True)
+class Check:
+    reason: str
+    description: str
+    error: str
+    #: True when this check requires the prompt.
+    applies: Callable[[AuthorizeContext], bool]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    checks: tuple[Check, ...]
+
+    def failing(self, ctx: AuthorizeContext) -> tuple[Check, ...]:
+        return tuple(check for check in self.checks if check.applies(ctx))
+
+
+def _login_done_here(ctx: AuthorizeContext) -> bool:
+    return "login" in ctx.interaction_result
+
+
+def _no_session(ctx: AuthorizeContext) -> bool:
+    return ctx.user is None or ctx.assurance is None or ctx.assurance.acr is None
+
+
+def _login_requested(ctx: AuthorizeContext) -> bool:
+    wants = "login" in ctx.request.prompt or "select_account" in ctx.request.prompt
+    return wants and not _login_done_here(ctx)
+
+
+def _max_age_exceeded(ctx: AuthorizeContext) -> bool:
+    """OIDC Core §3.1.2.1: re-authenticate when auth_time is older than max_age."""
+    if ctx.max_age is None or ctx.assurance is None or ctx.assurance.auth_time is None:
+        return False
+    return ctx.now - ctx.assurance.auth_time > ctx.max_age and not _login_done_here(ctx)
+
+
+def _hint_mismatch(ctx: AuthorizeContext) -> bool:
+    return ctx.hint_sub is not None and ctx.user is not None and ctx.user.id != ctx.hint_sub
+
+
+LOGIN = Prompt("login", (
+    Check("no_session", "End-User authentication is required.", "login_required", _no_session),
+    Check("login_prompt", "prompt=login asks for a fresh sign-in.", "login_required",
+          _login_requested),
+    Check("max_age", "The authentication is older than max_age.", "login_required",
+          _max_age_exceeded),
+    Check("id_token_hint", "The signed-in user is not the one id_token_hint names.",
+          "login_required", _hint_mismatch),
+))
+
+
+def _consent_missing(ctx: AuthorizeContext) -> bool:
+    from idp.authorize.consent import has_consent
+
+    if "consent" in ctx.interaction_result:
+        return False
+    if "consent" in ctx.request.prompt:
+        return True
+    client = ctx.request.client.model
+    return not client.first_party and not has_consent(ctx.user, client, ctx.request.scope)
+
+
+CONSENT = Prompt("consent", (
+    Check("consent", "The client needs the End-User's consent.", "consent_required",
+          _consent_missing),
+))
+
+#: Evaluated in this order; the first with a failing check wins.
+POLICY: tuple[Prompt, ...] = (LOGIN, CONSENT)

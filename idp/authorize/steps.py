@@ -1,0 +1,127 @@
+"""The authorization pipeline's steps, in order (node-oidc-provider's authorization actions).
+
+Each step takes the :class:`AuthorizeContext`, may fill it in, and raises an error the view
+turns into a response. Reading :data:`PIPELINE` is reading the algorithm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from idp.authorize.context import AuthorizeContext
+from idp.authorize.prompts import POLICY
+from idp.extensions import db
+from idp.models import User
+from idp.oidc import keyring
+from idp.oidc.id_tokens import InvalidIdTokenHint, audiences, read_id_token_hint
+from idp.sessions import current_events, last_active, signed_in_user_id
+
+
+def load_account(ctx: AuthorizeContext) -> None:
+    """The signed-in user and what the session proves now (DESIGN §3: levels expire)."""
+    user_id = signed_in_user_id(ctx.session)
+    user = db.session.get(User, user_id) if user_id else None
+    if user is None or user.disabled:
+        return
+    ctx.user = user
+    ctx.events = current_events(ctx.session)
+    ctx.assurance = ctx.ladder.evaluate(ctx.events, ctx.now, last_active(ctx.session))
+
+
+def check_id_token_hint(ctx: AuthorizeContext) -> None:
+    """OIDC Core §3.1.2.1 id_token_hint: an ID token we issued to this client.
+
+    A hint for another user than the signed-in one forces a new sign-in (login prompt) and is
+    checked again after it, so it never yields tokens for either user.
+    """
+    hint = ctx.request.id_token_hint
+    if not hint:
+        return
+    from idp.extensions import settings
+
+    try:
+        claims = read_id_token_hint(hint, keyring(), settings().issuer)
+    except InvalidIdTokenHint as exc:
+        raise ctx.request.error("invalid_request", f"id_token_hint: {exc}") from None
+    if ctx.request.client.client_id not in audiences(claims):
+        raise ctx.request.error("invalid_request", "id_token_hint was issued to another client.")
+    ctx.hint_sub = str(claims["sub"])
+    if "login" in ctx.interaction_result and ctx.user is not None and ctx.user.id != ctx.hint_sub:
+        raise ctx.request.error("login_required",
+                                "The signed-in user is not the one id_token_hint names.")
+
+
+def assign_acr_requirements(ctx: AuthorizeContext) -> None:
+    """DESIGN §4.1: requested levels from claims.id_token.acr, else acr_values, else the
+    client's default_acr_values; unknown values are ignored; essential when the claim says
+    so or the client sets require_acr_values."""
+    client = ctx.request.client.model
+    acr_claim = ctx.request.requested_id_token_acr
+    if acr_claim is not None:
+        values = acr_claim.get("values") or ([acr_claim["value"]] if "value" in acr_claim else [])
+        raw = [str(v) for v in values if isinstance(v, str)]
+        essential = bool(acr_claim.get("essential"))
+    elif ctx.request.acr_values:
+        raw, essential = list(ctx.request.acr_values), bool(client.require_acr_values)
+    else:
+        raw, essential = list(client.default_acr_values or []), bool(client.require_acr_values)
+    known = [v for v in raw if ctx.ladder.resolve(v) is not None]
+    if essential and raw and not known:
+        raise ctx.request.error("unmet_authentication_requirements",
+                                "None of the requested acr values is supported.")
+    ctx.requested_acr = tuple(known)
+    ctx.acr_essential = essential and bool(known)
+    ctx.required_acr = ctx.ladder.strongest(client.minimum_acr)
+
+
+def check_max_age(ctx: AuthorizeContext) -> None:
+    """max_age from the request, else the client's default_max_age (OIDC Core §3.1.2.1,
+    OIDC Registration §2); enforced by the login prompt."""
+    ctx.max_age = ctx.request.max_age
+    if ctx.max_age is None:
+        ctx.max_age = ctx.request.client.model.default_max_age
+
+
+@dataclass(frozen=True)
+class NeedsInteraction:
+    prompt: str
+    reasons: list[str]
+
+
+def interactions(ctx: AuthorizeContext) -> NeedsInteraction | None:
+    """The first prompt with a failing check, or None; under prompt=none, its error."""
+    for prompt in POLICY:
+        failing = prompt.failing(ctx)
+        if not failing:
+            continue
+        if "none" in ctx.request.prompt:
+            raise ctx.request.error(failing[0].error, failing[0].description)
+        return NeedsInteraction(prompt.name, [check.reason for check in failing])
+    return None
+
+
+def check_acr_met(ctx: AuthorizeContext) -> None:
+    """DESIGN §4.5: an essential request the session does not satisfy fails; a voluntary one
+    is answered with the acr actually achieved."""
+    assert ctx.assurance is not None
+    satisfied = ctx.assurance.satisfied
+    if ctx.required_acr and ctx.required_acr not in satisfied:
+        raise ctx.request.error("unmet_authentication_requirements",
+                                f"The client requires {ctx.required_acr}.")
+    if ctx.acr_essential and not any(
+        ctx.ladder.resolve(v).name in satisfied for v in ctx.requested_acr  # type: ignore[union-attr]
+    ):
+        raise ctx.request.error("unmet_authentication_requirements",
+                                "The requested authentication level cannot be met.")
+
+
+Step = Callable[[AuthorizeContext], object]
+
+#: Steps before the interaction decision.
+PIPELINE: tuple[Step, ...] = (
+    load_account,
+    check_id_token_hint,
+    assign_acr_requirements,
+    check_max_age,
+)

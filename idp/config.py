@@ -1,0 +1,177 @@
+"""Settings: built-in defaults < the IDP_CONFIG file < IDP_* environment variables.
+
+The packaged ``idp/config/default.yaml`` *is* the list of known settings: any key in an
+overriding file or variable that it does not name is a configuration error, reported once at
+start with the dotted path of the bad key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "IDP_"
+#: Mappings whose keys are free-form (not validated against the defaults).
+OPEN_MAPPINGS: frozenset[str] = frozenset()
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has the wrong type; the message names the setting."""
+
+
+def load_defaults() -> dict[str, Any]:
+    text = resources.files("idp").joinpath("config/default.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def _merge(base: dict[str, Any], overlay: Mapping[str, Any], path: str = "") -> None:
+    for key, value in overlay.items():
+        dotted = f"{path}{key}"
+        if key not in base and path.rstrip(".") not in OPEN_MAPPINGS:
+            raise ConfigError(f"unknown setting '{dotted}'")
+        current = base.get(key)
+        if isinstance(current, dict) and path.rstrip(".") not in OPEN_MAPPINGS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"setting '{dotted}' must be a mapping")
+            _merge(current, value, f"{dotted}.")
+        else:
+            base[key] = _coerce(dotted, current, value)
+
+
+def _coerce(dotted: str, default: Any, value: Any) -> Any:
+    """Check ``value`` has the type of the default (``None`` defaults accept str or None)."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"setting '{dotted}' must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"setting '{dotted}' must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"setting '{dotted}' must be a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, type(default)):
+        raise ConfigError(
+            f"setting '{dotted}' must be a {type(default).__name__}, got {value!r}"
+        )
+    return value
+
+
+def _env_overlay(environ: Mapping[str, str]) -> dict[str, Any]:
+    overlay: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in {"IDP_CONFIG", "IDP_TEST_DATABASE_URL",
+                                                        "IDP_TEST_REDIS_URL"}:
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = overlay
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        # A mapping cannot be passed through one variable: keep the raw text so that
+        # validation reports the wrong type instead of silently merging it.
+        node[parts[-1]] = raw if isinstance(value, dict) else value
+    return overlay
+
+
+class Settings:
+    """Validated, read-only view of the configuration tree.
+
+    Access by attribute (``settings.tokens.access_token_ttl``) or ``settings.get("a.b")``.
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self._data[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+        return Settings(value) if isinstance(value, dict) else value
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        node: Any = self._data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def as_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._data)
+
+    @property
+    def production(self) -> bool:
+        return self._data.get("environment") == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return str(self._data["issuer"]).startswith("https://")
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build and validate the settings once; raises :class:`ConfigError` naming the bad key."""
+    environ = os.environ if environ is None else environ
+    data = load_defaults()
+    config_file = environ.get("IDP_CONFIG")
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"IDP_CONFIG names '{config_file}', which is not a file")
+        loaded = yaml.safe_load(path.read_text("utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"'{config_file}' must hold a mapping of settings")
+        _merge(data, loaded)
+    _merge(data, _env_overlay(environ))
+    if overrides:
+        _merge(data, overrides)
+    _validate(data)
+    return Settings(data)
+
+
+def _validate(data: dict[str, Any]) -> None:
+    issuer = str(data["issuer"])
+    if not issuer.startswith(("https://", "http://")) or issuer.endswith("/"):
+        raise ConfigError("setting 'issuer' must be an http(s) URL without a trailing slash")
+    if "?" in issuer or "#" in issuer:
+        raise ConfigError("setting 'issuer' must not contain a query or fragment")
+    if data["environment"] not in ("development", "production"):
+        raise ConfigError("setting 'environment' must be development or production")
+    secret = data.get("secret_key")
+    if data["environment"] == "production":
+        if not secret or len(str(secret)) < 32:
+            raise ConfigError("setting 'secret_key' must have at least 32 characters in production")
+        if not issuer.startswith("https://"):
+            raise ConfigError("setting 'issuer' must be https in production")
+    if not re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", str(data["branding"]["primary_color"])):
+        raise ConfigError("setting 'branding.primary_color' must be a #rgb or #rrggbb colour")
+    for alg in data["keys"]["algorithms"]:
+        if alg not in ("RS256", "ES256"):
+            raise ConfigError(f"setting 'keys.algorithms' has unsupported algorithm {alg!r}")
+    if "RS256" not in data["keys"]["algorithms"]:
+        raise ConfigError("setting 'keys.algorithms' must include RS256 (OIDC Core §15.1)")
+    for dotted in ("tokens.authorization_code_ttl", "tokens.access_token_ttl",
+                   "tokens.id_token_ttl", "tokens.refresh_token_ttl",
+                   "session.absolute_timeout", "session.idle_timeout",
+                   "session.interaction_ttl", "server.workers", "server.max_request_bytes"):
+        section, key = dotted.split(".")
+        if data[section][key] <= 0:
+            raise ConfigError(f"setting '{dotted}' must be positive")

@@ -1,0 +1,1 @@
+"""Authentication factors: one module per factor behind one Protocol (DESIGN §6)."""

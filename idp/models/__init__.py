@@ -1,0 +1,9 @@
+"""SQLAlchemy 2.0 models. Import from here: ``from idp.models import User, Client``."""
+
+from idp.models.audit import AuditEvent
+from idp.models.client import Client, Consent
+from idp.models.grant import AuthorizationCode, Token
+from idp.models.key import SigningKey
+from idp.models.user import User
+
+__all__ = ["AuditEvent", "AuthorizationCode", "Client", "Consent", "SigningKey", "Token", "User"]

@@ -1,0 +1,81 @@
+"""Everything OAuth/OIDC that touches authlib lives in this package (DESIGN §2).
+
+``init_app`` builds the authorization server with our grants and endpoints; the functions
+below are what the views call, so no view imports authlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from flask import Flask, Response, current_app
+
+from idp.oidc.authorization import AuthorizationRequest, parse_authorization_request
+from idp.oidc.clients import load_client
+from idp.oidc.endpoints import IntrospectionEndpoint, RevocationEndpoint
+from idp.oidc.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    OpenIDCode,
+    RefreshIdToken,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+)
+from idp.oidc.keys import KeyRing
+from idp.oidc.tokens import AccessTokenGenerator
+
+__all__ = ["AuthorizationRequest", "init_app"]
+
+
+def init_app(app: Flask) -> None:
+    settings = app.extensions["idp.settings"]
+    token_ttls = settings.tokens
+    keyring = KeyRing(
+        master_secret=app.config["SECRET_KEY"],
+        algorithms=list(settings.keys.algorithms),
+        rsa_bits=settings.keys.rsa_bits,
+        # A retired key stays published until every token it signed has expired.
+        retire_after=max(token_ttls.id_token_ttl, token_ttls.access_token_ttl) + 60,
+    )
+    server = AuthorizationServer()
+    server.init_app(app, query_client=load_client)
+    server.register_token_generator("default", AccessTokenGenerator(
+        issuer=settings.issuer, keyring=keyring, alg="RS256",
+        expires_in={"default": token_ttls.access_token_ttl,
+                    "client_credentials": token_ttls.client_credentials_ttl},
+    ))
+    server.register_grant(AuthorizationCodeGrant,
+                          [S256CodeChallenge(required=True), OpenIDCode(keyring)])
+    server.register_grant(RefreshTokenGrant, [RefreshIdToken(keyring)])
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(IntrospectionEndpoint(server, keyring))
+    server.register_endpoint(RevocationEndpoint(server, keyring))
+    app.extensions["idp.oauth_server"] = server
+    app.extensions["idp.keyring"] = keyring
+
+
+def _server() -> AuthorizationServer:
+    return current_app.extensions["idp.oauth_server"]
+
+
+def keyring() -> KeyRing:
+    return current_app.extensions["idp.keyring"]
+
+
+def token_response() -> Response:
+    return _server().create_token_response()
+
+
+def introspection_response() -> Response:
+    return _server().create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)
+
+
+def revocation_response() -> Response:
+    return _server().create_endpoint_response(RevocationEndpoint.ENDPOINT_NAME)
+
+
+def parse_authorization(multi: Sequence[tuple[str, str]]) -> tuple[AuthorizationRequest, Any]:
+    issuer = current_app.extensions["idp.settings"].issuer
+    return parse_authorization_request(multi, _server(), f"{issuer}/authorize")

@@ -1,0 +1,41 @@
+"""Standard claims released per scope (OIDC Core §5.4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.models import User
+
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "profile": ("name", "given_name", "family_name", "preferred_username", "updated_at"),
+    "email": ("email", "email_verified"),
+    "phone": ("phone_number", "phone_number_verified"),
+    "address": ("address",),
+}
+STANDARD_SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
+CLAIMS_SUPPORTED = (
+    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp",
+    *[c for claims in SCOPE_CLAIMS.values() for c in claims],
+)
+
+
+def user_claims(user: User, scope: str) -> dict[str, Any]:
+    """``sub`` plus the claims the granted scopes release; absent values are omitted."""
+    values: dict[str, Any] = {
+        "name": user.name,
+        "given_name": user.given_name,
+        "family_name": user.family_name,
+        "preferred_username": user.username,
+        "updated_at": user.updated_at,
+        "email": user.email,
+        "email_verified": bool(user.email_verified) if user.email else None,
+        "phone_number": user.phone_number,
+        "phone_number_verified": bool(user.phone_number_verified) if user.phone_number else None,
+        "address": None,
+    }
+    claims: dict[str, Any] = {"sub": user.id}
+    for granted in scope.split():
+        for name in SCOPE_CLAIMS.get(granted, ()):
+            if values.get(name) is not None:
+                claims[name] = values[name]
+    return claims

@@ -1,0 +1,29 @@
+"""The authenticated subject handed to authlib: the user plus the authentication snapshot.
+
+authlib passes "the user" to its token generators and ID-token hooks; giving it a Principal
+carries acr/amr/auth_time/sid from the code (or refresh token) into every token without
+reading the live session (DESIGN §4.6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from idp.models import User
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    acr: str | None
+    amr: tuple[str, ...]
+    auth_time: int | None
+    sid: str | None
+
+
+class Principal:
+    def __init__(self, user: User, context: AuthContext) -> None:
+        self.user = user
+        self.context = context
+
+    def get_user_id(self) -> str:
+        return self.user.id

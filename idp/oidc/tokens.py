@@ -1,0 +1,207 @@
+"""Issued tokens: RFC 9068 JWT access tokens, opaque rotating refresh tokens, persistence,
+validation and revocation.
+
+Every access token has a row (by ``jti``) so it can be revoked — by RFC 7009 revocation, by a
+replayed authorization code (RFC 6749 §4.1.2) or by refresh-token reuse (RFC 9700 §4.14.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from joserfc import jwt
+from joserfc.errors import JoseError
+from sqlalchemy import select, update
+
+from idp import audit
+from idp.crypto import sha256_hex
+from idp.extensions import db, settings
+from idp.models import Token
+from idp.oidc.principal import Principal
+
+REFRESH_TOKEN_BYTES = 48
+ACCESS_TOKEN_TYP = "at+jwt"
+
+
+class AccessTokenGenerator(JWTBearerTokenGenerator):
+    """RFC 9068 access tokens carrying the authentication snapshot (acr, amr, auth_time, sid)."""
+
+    def __init__(self, issuer: str, keyring: Any, alg: str, expires_in: dict[str, int]) -> None:
+        super().__init__(
+            issuer=issuer, alg=alg,
+            refresh_token_generator=lambda **_: secrets.token_urlsafe(REFRESH_TOKEN_BYTES),
+            expires_generator=lambda client, grant_type: expires_in.get(
+                grant_type, expires_in["default"]),
+        )
+        self._keyring = keyring
+
+    def get_jwks(self) -> Any:
+        return self._keyring.signing_key(self.alg)
+
+    def get_jti(self, client: Any, grant_type: str, user: Any, scope: str) -> str:
+        return secrets.token_urlsafe(24)
+
+    def get_auth_time(self, user: Any) -> int | None:
+        return user.context.auth_time if isinstance(user, Principal) else None
+
+    def get_acr(self, user: Any) -> str | None:
+        return user.context.acr if isinstance(user, Principal) else None
+
+    def get_amr(self, user: Any) -> list[str] | None:
+        return list(user.context.amr) if isinstance(user, Principal) else None
+
+    def get_extra_claims(self, client: Any, grant_type: str, user: Any,
+                         scope: str) -> dict[str, Any]:
+        if isinstance(user, Principal) and user.context.sid:
+            return {"sid": user.context.sid}
+        return {}
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """Claims of a JWT we just minted ourselves (no signature check needed)."""
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def persist_token(token: dict[str, Any], *, client_id: str, principal: Principal | None,
+                  family_id: str | None = None, code_hash: str | None = None,
+                  refresh_ttl: int | None = None) -> Token:
+    """Store one issued token set (not committed)."""
+    claims = unverified_claims(token["access_token"])
+    ctx = principal.context if principal else None
+    refresh = token.get("refresh_token")
+    row = Token(
+        jti=claims["jti"], client_id=client_id,
+        user_id=principal.user.id if principal else None,
+        scope=token.get("scope") or "", family_id=family_id or secrets.token_hex(16),
+        code_hash=code_hash, refresh_token_hash=sha256_hex(refresh) if refresh else None,
+        acr=ctx.acr if ctx else None, amr=list(ctx.amr) if ctx else [],
+        auth_time=ctx.auth_time if ctx else None, sid=ctx.sid if ctx else None,
+        issued_at=int(claims["iat"]), access_expires_at=int(claims["exp"]),
+        refresh_expires_at=int(claims["iat"]) + refresh_ttl if refresh and refresh_ttl else None,
+    )
+    db.session.add(row)
+    return row
+
+
+def revoke_family(family_id: str, now: int | None = None) -> int:
+    now = int(time.time()) if now is None else now
+    result = db.session.execute(
+        update(Token).where(Token.family_id == family_id, Token.revoked_at.is_(None))
+        .values(revoked_at=now))
+    return int(result.rowcount or 0)
+
+
+def revoke_by_code(code_hash: str, now: int | None = None) -> int:
+    """Revoke every token descended from an authorization code (its families)."""
+    now = int(time.time()) if now is None else now
+    families = list(db.session.scalars(
+        select(Token.family_id).where(Token.code_hash == code_hash).distinct()))
+    return sum(revoke_family(f, now) for f in families)
+
+
+def revoke_user_tokens(user_id: str, now: int | None = None) -> int:
+    now = int(time.time()) if now is None else now
+    result = db.session.execute(
+        update(Token).where(Token.user_id == user_id, Token.revoked_at.is_(None))
+        .values(revoked_at=now))
+    return int(result.rowcount or 0)
+
+
+# -- validation -----------------------------------------------------------------------------
+
+class InvalidAccessToken(Exception):
+    """The bearer token is malformed, forged, expired or revoked (RFC 6750 invalid_token)."""
+
+
+@dataclass(frozen=True)
+class ValidAccessToken:
+    claims: dict[str, Any]
+    row: Token
+
+
+def validate_access_token(token: str, keyring: Any, now: int | None = None) -> ValidAccessToken:
+    """Check signature (our published keys), ``typ``, issuer, expiry, and that it is not revoked."""
+    now = int(time.time()) if now is None else now
+    if not token or len(token) > 8192:
+        raise InvalidAccessToken("malformed token")
+    try:
+        decoded = jwt.decode(token, keyring.verification_keys(), algorithms=keyring.algorithms)
+    except (JoseError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidAccessToken("signature or format rejected") from exc
+    if decoded.header.get("typ") != ACCESS_TOKEN_TYP:
+        raise InvalidAccessToken("not an access token")
+    claims = decoded.claims
+    if claims.get("iss") != settings().issuer:
+        raise InvalidAccessToken("issued by another server")
+    if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+        raise InvalidAccessToken("expired")
+    row = db.session.scalar(select(Token).where(Token.jti == str(claims.get("jti"))))
+    if row is None or row.revoked_at is not None:
+        raise InvalidAccessToken("revoked")
+    return ValidAccessToken(claims, row)
+
+
+@dataclass
+class IssuedToken:
+    """An access or refresh token as RFC 7009 / RFC 7662 endpoints see it."""
+
+    row: Token
+    kind: str  # "access_token" | "refresh_token"
+    now: int
+
+    def check_client(self, client: Any) -> bool:
+        return self.row.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def is_revoked(self) -> bool:
+        if self.row.revoked_at is not None:
+            return True
+        return self.kind == "refresh_token" and self.row.rotated_at is not None
+
+    def is_expired(self) -> bool:
+        if self.kind == "access_token":
+            return self.row.access_expires_at <= self.now
+        return self.row.refresh_expires_at is not None and self.row.refresh_expires_at <= self.now
+
+    @property
+    def expires_at(self) -> int | None:
+        return self.row.access_expires_at if self.kind == "access_token" \
+            else self.row.refresh_expires_at
+
+
+def find_token(token: str, hint: str | None, keyring: Any) -> IssuedToken | None:
+    """Look a presented token up as an access token (JWT) or a refresh token (hash)."""
+    now = int(time.time())
+    if not token or len(token) > 8192:
+        return None
+    kinds = ["refresh_token", "access_token"] if hint == "refresh_token" \
+        else ["access_token", "refresh_token"]
+    for kind in kinds:
+        if kind == "access_token" and token.count(".") == 2:
+            try:
+                decoded = jwt.decode(token, keyring.verification_keys(),
+                                     algorithms=keyring.algorithms)
+            except (JoseError, ValueError, KeyError, TypeError):
+                continue
+            row = db.session.scalar(select(Token).where(Token.jti == str(decoded.claims.get("jti"))))
+            if row is not None:
+                return IssuedToken(row, kind, now)
+        elif kind == "refresh_token":
+            row = db.session.scalar(select(Token).where(Token.refresh_token_hash == sha256_hex(token)))
+            if row is not None:
+                return IssuedToken(row, kind, now)
+    return None
+
+
+def record_reuse(kind: str, *, user_id: str | None, client_id: str, revoked: int) -> None:
+    audit.record("token.reuse_detected", user_id=user_id, client_id=client_id,
+                 credential=kind, tokens_revoked=revoked)

@@ -1,0 +1,1 @@
+"""Thin blueprints: parse the HTTP request, call the layer below, render the answer."""

@@ -1,0 +1,83 @@
+"""Error handlers: every error leaves in its protocol's own format, never as a bare 500."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from idp.errors import IdpError, ServiceUnavailable
+from idp.oidc.authorization import AuthorizationError
+from idp.store import StoreUnavailable
+from idp.views.responses import deliver
+
+logger = logging.getLogger("idp.errors")
+
+#: Paths answered with JSON errors (machine clients), everything else with the error page.
+JSON_PATH_PREFIXES = ("/token", "/introspect", "/revoke", "/userinfo", "/api/", "/jwks",
+                      "/.well-known/")
+
+
+def wants_json() -> bool:
+    return request.path.startswith(JSON_PATH_PREFIXES)
+
+
+def error_response(error: str, description: str, status: int) -> Response:
+    if wants_json():
+        response = jsonify(error=error, error_description=description)
+        response.status_code = status
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    response = Response(render_template("error.html", error=error, description=description),
+                        status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(AuthorizationError)
+    def authorization_error(exc: AuthorizationError) -> Response:
+        if exc.redirect_uri:
+            params = [("error", exc.error), ("error_description", exc.description)]
+            if exc.state is not None:
+                params.append(("state", exc.state))
+            return deliver(exc.redirect_uri, params, exc.response_mode)
+        return error_response(exc.error, exc.description, 400)
+
+    @app.errorhandler(IdpError)
+    def idp_error(exc: IdpError) -> Response:
+        response = error_response(exc.error, exc.description, exc.status)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    @app.errorhandler(StoreUnavailable)
+    def store_down(exc: StoreUnavailable) -> Response:
+        logger.error("store unavailable: %s", exc)
+        unavailable = ServiceUnavailable(
+            "The sign-in service is temporarily unavailable. Please try again shortly.")
+        response = error_response(unavailable.error, unavailable.description, 503)
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> Response:
+        return error_response("invalid_request",
+                              "The form expired or was not sent by this site. Go back, reload "
+                              "the page and try again.", 400)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        names = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
+                 413: "request_too_large", 415: "unsupported_media_type"}
+        return error_response(names.get(code, "invalid_request" if code < 500 else
+                                        "server_error"), exc.description or exc.name, code)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response("server_error", "Something went wrong on our side.", 500)

@@ -1,0 +1,112 @@
+"""Hosted sign-in pages (``/interaction/<uid>/…``): login and consent.
+
+Each page renders the prompt the pipeline asked for; each POST records its result on the
+interaction and sends the browser back to ``/authorize/resume/<uid>``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+
+from idp import audit, sessions
+from idp.authorize import interactions
+from idp.authorize.consent import grant_consent
+from idp.authorize.login import LoginFailed, authenticate_password, login_limits
+from idp.errors import InvalidRequest, TooManyRequests
+from idp.extensions import db
+from idp.models import Client, User
+from idp.oidc.authorization import AuthorizationError
+from idp.oidc.claims import SCOPE_CLAIMS
+
+bp = Blueprint("interaction", __name__, url_prefix="/interaction")
+
+MAX_USERNAME_LENGTH = 254
+
+
+def _load(uid: str) -> dict:
+    return interactions.load(uid, request.cookies.get(interactions.COOKIE_NAME))
+
+
+def _client(record: dict) -> Client:
+    client = db.session.get(Client, record["client_id"])
+    if client is None:
+        raise InvalidRequest("The application is no longer registered.")
+    return client
+
+
+def _resume(uid: str) -> Response:
+    return redirect(url_for("oidc.resume", uid=uid), code=303)
+
+
+@bp.get("/<uid>")
+def show(uid: str) -> Response | str:
+    record = _load(uid)
+    client = _client(record)
+    prompt = record["prompt"]["name"]
+    if prompt == "login":
+        return render_template("login.html", uid=uid, client=client,
+                               username=record["params"].get("login_hint", "")[:MAX_USERNAME_LENGTH],
+                               error=None)
+    if prompt == "consent":
+        user = db.session.get(User, sessions.signed_in_user_id(session) or "")
+        scopes = [s for s in record["params"].get("scope", "").split() if s in SCOPE_CLAIMS]
+        return render_template("consent.html", uid=uid, client=client, user=user,
+                               scopes=scopes)
+    raise InvalidRequest(f"Unknown step {prompt!r}.")
+
+
+@bp.post("/<uid>/login")
+def login(uid: str) -> Response | tuple[str, int]:
+    record = _load(uid)
+    client = _client(record)
+    username = request.form.get("username", "").strip()[:MAX_USERNAME_LENGTH]
+    password = request.form.get("password", "")
+    limits = login_limits(username, request.remote_addr or "")
+    try:
+        login = authenticate_password(username, password, limits, client_id=client.client_id)
+    except TooManyRequests as exc:
+        page = render_template("login.html", uid=uid, client=client, username=username,
+                               error=exc.description)
+        return page, 429, {"Retry-After": str(exc.retry_after)}  # type: ignore[return-value]
+    except LoginFailed as exc:
+        return render_template("login.html", uid=uid, client=client, username=username,
+                               error=str(exc)), 401
+    sessions.record_login(session, login.user.id, login.event)  # type: ignore[arg-type]
+    record["result"]["login"] = login.event.at
+    interactions.save(record)
+    return _resume(uid)
+
+
+@bp.post("/<uid>/consent")
+def consent(uid: str) -> Response:
+    record = _load(uid)
+    client = _client(record)
+    user = db.session.get(User, sessions.signed_in_user_id(session) or "")
+    if user is None:
+        return _resume(uid)  # the session ended meanwhile: the pipeline asks for login again
+    if request.form.get("decision") != "allow":
+        audit.record("user.consent_denied", user_id=user.id, client_id=client.client_id)
+        return _deny(record, "The user declined the request.")
+    grant_consent(user, client, record["params"].get("scope", ""))
+    audit.record("user.consent_granted", user_id=user.id, client_id=client.client_id,
+                 scope=record["params"].get("scope", ""))
+    record["result"]["consent"] = int(time.time())
+    interactions.save(record)
+    return _resume(uid)
+
+
+@bp.post("/<uid>/abort")
+def abort(uid: str) -> Response:
+    record = _load(uid)
+    return _deny(record, "The user cancelled the sign-in.")
+
+
+def _deny(record: dict, description: str) -> Response:
+    """Back to the client with access_denied (RFC 6749 §4.1.2.1)."""
+    params = record["params"]
+    interactions.finish(record["uid"])
+    raise AuthorizationError("access_denied", description, redirect_uri=params["redirect_uri"],
+                             state=params.get("state"),
+                             response_mode=params.get("response_mode") or "query")

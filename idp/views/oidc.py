@@ -1,0 +1,128 @@
+"""Protocol endpoints: discovery, JWKS, authorize, token, userinfo, introspection, revocation."""
+
+from __future__ import annotations
+
+import time
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+
+from idp import authorize, oidc
+from idp.authorize import interactions
+from idp.authorize.context import AuthorizeContext
+from idp.extensions import csrf, settings
+from idp.oidc.authorization import AuthorizationRequest
+from idp.oidc.discovery import provider_metadata
+from idp.oidc.userinfo import BearerError, userinfo_claims
+from idp.views.responses import deliver
+
+bp = Blueprint("oidc", __name__)
+
+#: Discovery and JWKS may be cached by relying parties (OIDC Discovery §4; RFC 7517).
+METADATA_MAX_AGE = 300
+
+
+def ladder():  # noqa: ANN201 - the Ladder of this app
+    return current_app.extensions["idp.ladder"]
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery() -> Response:
+    keyring = oidc.keyring()
+    response = jsonify(provider_metadata(settings().issuer, ladder().values_supported,
+                                         keyring.algorithms))
+    response.headers["Cache-Control"] = f"public, max-age={METADATA_MAX_AGE}"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/jwks")
+def jwks() -> Response:
+    response = jsonify(oidc.keyring().public_jwks())
+    response.headers["Cache-Control"] = f"public, max-age={METADATA_MAX_AGE}"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.mimetype = "application/jwk-set+json"
+    return response
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+@csrf.exempt
+def authorization() -> Response:
+    """OIDC Core §3.1.2.1: GET and POST (form-encoded) are both supported."""
+    source = request.form if request.method == "POST" else request.args
+    auth_request, grant = oidc.parse_authorization(list(source.items(multi=True)))
+    return _continue(auth_request, grant, None)
+
+
+@bp.get("/authorize/resume/<uid>")
+def resume(uid: str) -> Response:
+    """Back from the hosted pages: run the pipeline again with what the user did there."""
+    record = interactions.load(uid, request.cookies.get(interactions.COOKIE_NAME))
+    auth_request, grant = oidc.parse_authorization(list(record["params"].items()))
+    return _continue(auth_request, grant, record)
+
+
+def _continue(auth_request: AuthorizationRequest, grant: object,
+              record: dict | None) -> Response:
+    ctx = AuthorizeContext(request=auth_request, grant=grant, session=session,  # type: ignore[arg-type]
+                           ladder=ladder(), now=int(time.time()), interaction=record)
+    outcome = authorize.run(ctx)
+    if isinstance(outcome, authorize.CodeIssued):
+        if record is not None:
+            interactions.finish(record["uid"])
+        return deliver(auth_request.redirect_uri, outcome.params, auth_request.response_mode)
+    if record is None:
+        record = interactions.create(auth_request.params, auth_request.client.client_id,
+                                     outcome.prompt, outcome.reasons)
+    else:
+        record["prompt"] = {"name": outcome.prompt, "reasons": outcome.reasons}
+        interactions.save(record)
+    response = redirect(url_for("interaction.show", uid=record["uid"]), code=303)
+    response.set_cookie(interactions.COOKIE_NAME, record["uid"], httponly=True, samesite="Lax",
+                        secure=settings().secure_cookies, path="/",
+                        max_age=settings().session.interaction_ttl)
+    return response
+
+
+@bp.post("/token")
+@csrf.exempt
+def token() -> Response:
+    return oidc.token_response()
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo() -> Response:
+    try:
+        claims = userinfo_claims(request, oidc.keyring())
+    except BearerError as exc:
+        body = {"error": exc.error or "invalid_token", "error_description": exc.description}
+        response = jsonify(body) if exc.error else Response(status=401)
+        response.status_code = exc.status
+        response.headers["WWW-Authenticate"] = exc.www_authenticate()
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    response = jsonify(claims)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.post("/introspect")
+@csrf.exempt
+def introspect() -> Response:
+    return oidc.introspection_response()
+
+
+@bp.post("/revoke")
+@csrf.exempt
+def revoke() -> Response:
+    return oidc.revocation_response()

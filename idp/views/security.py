@@ -1,0 +1,49 @@
+"""Request hygiene and response hardening shared by every endpoint.
+
+- Parameters must be valid UTF-8 without NUL (DESIGN §7 page contract): 400 otherwise.
+- Headers: CSP with ``frame-ancestors 'none'``, no sniffing, no referrer, no caching of pages.
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import parse_qsl
+
+from flask import Flask, Response, g, request
+
+from idp.errors import InvalidRequest
+
+DEFAULT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+FORM_MIMETYPE = "application/x-www-form-urlencoded"
+
+
+def _check_encoded(raw: bytes) -> None:
+    try:
+        pairs = parse_qsl(raw.decode("utf-8", errors="strict"), keep_blank_values=True,
+                          encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("Parameters must be valid UTF-8.") from None
+    for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequest("Parameters must not contain NUL characters.")
+
+
+def register(app: Flask) -> None:
+    @app.before_request
+    def validate_parameters() -> None:
+        g.request_id = request.headers.get("X-Request-ID", "")[:64] or secrets.token_hex(8)
+        _check_encoded(request.query_string)
+        if request.method == "POST" and request.mimetype == FORM_MIMETYPE:
+            _check_encoded(request.get_data(cache=True))
+
+    @app.after_request
+    def harden(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response

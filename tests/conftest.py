@@ -1,0 +1,139 @@
+"""Shared fixtures.
+
+Back ends: SQLite + in-process store by default; PostgreSQL and/or Redis when
+IDP_TEST_DATABASE_URL / IDP_TEST_REDIS_URL are set (CI runs the suite both ways).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from idp import create_app
+from idp.extensions import db
+
+TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
+DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL")
+
+pytest_plugins = ["tests.helpers.rp"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_overrides(tmp_path: Any, port: int) -> dict[str, Any]:
+    return {
+        "issuer": f"http://localhost:{port}",
+        "secret_key": TEST_SECRET,
+        "instance_path": str(tmp_path / "instance"),
+        "database_url": DATABASE_URL or f"sqlite:///{tmp_path}/idp.sqlite3",
+        "redis_url": REDIS_URL,
+        "store_namespace": f"test-{uuid.uuid4().hex}",
+        # Cheaper argon2 in tests; production defaults are tested in tests/unit/factors.
+        "password": {"time_cost": 1, "memory_cost": 8192, "parallelism": 1},
+        "keys": {"rsa_bits": 2048},
+    }
+
+
+_schema_ready: set[str] = set()
+
+
+def prepare_database(app: Any) -> None:
+    """A clean schema per test: create_all on a fresh SQLite file; on PostgreSQL migrate once,
+    then truncate every table."""
+    with app.app_context():
+        url = app.config["SQLALCHEMY_DATABASE_URI"]
+        if url.startswith("sqlite"):
+            db.create_all()
+            return
+        if url not in _schema_ready:
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            from idp import database
+
+            database.upgrade(app)
+            _schema_ready.add(url)
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+def build_app(tmp_path: Any, port: int, **overrides: Any) -> Any:
+    config = base_overrides(tmp_path, port)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    app = create_app(config, environ={})
+    app.config["TESTING"] = True
+    prepare_database(app)
+    with app.app_context():
+        from idp import oidc
+
+        oidc.keyring().ensure()
+    return app
+
+
+@pytest.fixture
+def app_overrides() -> dict[str, Any]:
+    """Override in a test module to change settings for every app it builds."""
+    return {}
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def app(tmp_path: Any, port: int, app_overrides: dict[str, Any]) -> Iterator[Any]:
+    app = build_app(tmp_path, port, **app_overrides)
+    yield app
+    store = app.extensions["idp.store"]
+    if hasattr(store, "flush_namespace"):
+        store.flush_namespace()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+class LiveServer:
+    def __init__(self, app: Any, port: int) -> None:
+        self.app = app
+        self.port = port
+        self.url = f"http://localhost:{port}"
+        self._server = make_server("127.0.0.1", port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def live_server(app: Any, port: int) -> Iterator[LiveServer]:
+    server = LiveServer(app, port).start()
+    yield server
+    server.stop()
