@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask
 
 from idp.assurance import Ladder
-from idp.config import Settings, load_settings
+from idp.config import ConfigError, Settings, load_settings
 
 __all__ = ["create_app"]
 
@@ -57,8 +57,7 @@ def create_app(overrides: Mapping[str, Any] | None = None,
         app.extensions["idp.store"], settings.session.cookie_name,
         settings.session.absolute_timeout, settings.session.idle_timeout,
         settings.secure_cookies)
-    app.extensions["idp.ladder"] = Ladder.from_config(
-        settings.get("acr.levels"), settings.get("policy.email_counts_as_factor", False))
+    app.extensions["idp.ladder"] = build_ladder(settings)
     oidc.init_app(app)
 
     for blueprint in (pages.bp, oidc_views.bp, interaction.bp, logout.bp):
@@ -72,6 +71,15 @@ def create_app(overrides: Mapping[str, Any] | None = None,
 
     register_commands(app)
     return app
+
+
+def build_ladder(settings: Settings) -> Ladder:
+    """The acr ladder from ``acr.levels``; a malformed level is a configuration error."""
+    try:
+        return Ladder.from_config(settings.get("acr.levels"),
+                                  bool(settings.get("policy.email_counts_as_factor", False)))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"setting 'acr.levels' is invalid: {exc}") from None
 
 
 def _secret_key(settings: Settings, instance_path: str) -> str:

@@ -121,6 +121,11 @@ class Ladder:
 
     # -- evaluation ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _kind(event: AuthEvent) -> str:
+        """The factor kind: every WebAuthn method is one possession factor."""
+        return "webauthn" if event.method in WEBAUTHN_METHODS else event.method
+
     def _counts(self, event: AuthEvent) -> bool:
         return event.method != EMAIL_METHOD or self.email_counts_as_factor
 
@@ -130,7 +135,7 @@ class Ladder:
 
     def _meets(self, level: Level, events: Sequence[AuthEvent]) -> bool:
         counted = [e for e in events if self._counts(e)]
-        kinds = {e.method for e in counted}
+        kinds = {self._kind(e) for e in counted}
         strength = len(kinds) + (1 if any(self._is_uv_passkey(e) for e in counted) else 0)
         if strength < level.min_factors:
             return False
@@ -169,9 +174,14 @@ class Ladder:
             return Assurance(None, (), None, frozenset())
         top = satisfied[-1]
         counted = [e for e in counted_for[top.name] if self._counts(e)] or counted_for[top.name]
+        amr = self.amr_for(counted_for[top.name])
+        if top.min_factors < 2:
+            # A single-factor level does not claim "mfa", even if older proofs remain fresh
+            # enough for it: amr must not promise more than acr.
+            amr = tuple(v for v in amr if v != "mfa")
         return Assurance(
             acr=top.name,
-            amr=self.amr_for(counted_for[top.name]),
+            amr=amr,
             auth_time=max(e.at for e in counted),
             satisfied=frozenset(level.name for level in satisfied),
         )
@@ -184,9 +194,9 @@ class Ladder:
                 if value not in values:
                     values.append(value)
         counted = [e for e in events if self._counts(e)]
-        if len({e.method for e in counted}) >= 2 or any(self._is_uv_passkey(e) for e in counted):
-            if "mfa" not in values:
-                values.append("mfa")
+        two_kinds = len({self._kind(e) for e in counted}) >= 2
+        if (two_kinds or any(self._is_uv_passkey(e) for e in counted)) and "mfa" not in values:
+            values.append("mfa")
         return tuple(values)
 
     def satisfies(self, events: Sequence[AuthEvent], value: str, now: int,

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from idp.extensions import db
 
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
 
 def _create_app() -> Flask:
     from idp import create_app
@@ -60,7 +62,8 @@ def init_command() -> None:
 @click.command("serve")
 @click.option("--host", default=None, help="Bind address (default: server.host).")
 @click.option("--port", type=int, default=None, help="Port (default: server.port).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: server.workers).")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes (default: server.workers).")
 @with_appcontext
 def serve_command(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the IdP under gunicorn (production mode)."""
@@ -101,7 +104,8 @@ def users_create(username: str, email: str | None, name: str | None,
     from idp.users import UserError, create_user
 
     if password is None:
-        password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        password = (getpass.getpass("Password: ") if sys.stdin.isatty()
+                    else sys.stdin.readline().rstrip("\n"))
     try:
         user = create_user(username=username, password=password, email=email, name=name)
     except UserError as exc:
@@ -233,8 +237,9 @@ def keys_list() -> None:
     now = int(time.time())
     for key in db.session.scalars(select(SigningKey).order_by(SigningKey.alg,
                                                               SigningKey.created_at)):
-        until = f" published until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(key.expires_at))}" \
-            if key.expires_at else ""
+        until = ""
+        if key.expires_at:
+            until = f" published until {time.strftime(ISO_FORMAT, time.gmtime(key.expires_at))}"
         expired = " (expired)" if key.expires_at and key.expires_at <= now else ""
         click.echo(f"{key.alg:<6} {key.state:<8} {key.kid}{until}{expired}")
 

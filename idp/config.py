@@ -22,6 +22,10 @@ ENV_PREFIX = "IDP_"
 OPEN_MAPPINGS: frozenset[str] = frozenset()
 
 
+class EnvValue(str):
+    """Text from an environment variable: parsed according to the setting's type."""
+
+
 class ConfigError(ValueError):
     """A setting is unknown or has the wrong type; the message names the setting."""
 
@@ -46,9 +50,26 @@ def _merge(base: dict[str, Any], overlay: Mapping[str, Any], path: str = "") -> 
 
 
 def _coerce(dotted: str, default: Any, value: Any) -> Any:
-    """Check ``value`` has the type of the default (``None`` defaults accept str or None)."""
-    if default is None or value is None:
+    """Check ``value`` has the type of the default (``None`` defaults accept text or None).
+
+    Environment text is parsed only for non-text settings, so ``#`` in a secret or colour is
+    kept verbatim.
+    """
+    if default is None or isinstance(default, str):
+        if value is None and default is None:
+            return None
+        if isinstance(value, EnvValue):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"setting '{dotted}' must be text, got {value!r}")
         return value
+    if isinstance(value, EnvValue):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"setting '{dotted}' has an unreadable value {value!r}") from None
+    if value is None:
+        raise ConfigError(f"setting '{dotted}' must not be null")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"setting '{dotted}' must be true or false, got {value!r}")
@@ -75,16 +96,10 @@ def _env_overlay(environ: Mapping[str, str]) -> dict[str, Any]:
                                                         "IDP_TEST_REDIS_URL"}:
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
         node = overlay
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        # A mapping cannot be passed through one variable: keep the raw text so that
-        # validation reports the wrong type instead of silently merging it.
-        node[parts[-1]] = raw if isinstance(value, dict) else value
+        node[parts[-1]] = EnvValue(raw)
     return overlay
 
 
@@ -136,7 +151,10 @@ def load_settings(
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"IDP_CONFIG names '{config_file}', which is not a file")
-        loaded = yaml.safe_load(path.read_text("utf-8")) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text("utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"'{config_file}' is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"'{config_file}' must hold a mapping of settings")
         _merge(data, loaded)
@@ -161,7 +179,8 @@ def _validate(data: dict[str, Any]) -> None:
             raise ConfigError("setting 'secret_key' must have at least 32 characters in production")
         if not issuer.startswith("https://"):
             raise ConfigError("setting 'issuer' must be https in production")
-    if not re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", str(data["branding"]["primary_color"])):
+    colour = str(data["branding"]["primary_color"])
+    if not re.fullmatch(r"#[0-9a-fA-F]{3}(?:[0-9a-fA-F]{3})?", colour):
         raise ConfigError("setting 'branding.primary_color' must be a #rgb or #rrggbb colour")
     for alg in data["keys"]["algorithms"]:
         if alg not in ("RS256", "ES256"):

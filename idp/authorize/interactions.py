@@ -19,7 +19,8 @@ COOKIE_NAME = "idp_interaction"
 UID_BYTES = 32
 
 
-def create(params: dict[str, str], client_id: str, prompt: str, reasons: list[str]) -> dict[str, Any]:
+def create(params: dict[str, str], client_id: str, prompt: str,
+           reasons: list[str]) -> dict[str, Any]:
     record = {
         "uid": secrets.token_urlsafe(UID_BYTES),
         "params": params,

@@ -9,9 +9,8 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from idp import audit
-from idp.errors import TooManyRequests
-from idp.extensions import db, settings, store
 from idp.assurance import AuthEvent
+from idp.extensions import db, settings, store
 from idp.factors.password import PasswordHashing, password_event
 from idp.models import User
 from idp.throttle import Limit, Throttle

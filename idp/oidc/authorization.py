@@ -14,7 +14,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
-from idp.errors import IdpError, InvalidClient, InvalidRequest
+from idp.errors import IdpError
 from idp.oidc.clients import OAuthClient, load_client
 from idp.oidc.principal import Principal
 
@@ -106,7 +106,7 @@ def parse_authorization_request(multi: Sequence[tuple[str, str]], server: Any,
                                 issuer_uri: str) -> tuple[AuthorizationRequest, Any]:
     """Validate an authorization request; returns it with authlib's grant for code issuance.
 
-    Raises :class:`AuthorizationError` (redirectable or not) or :class:`InvalidClient`.
+    Raises :class:`AuthorizationError`, redirectable to the client or not.
     """
     params, repeated = single_values(multi)
     if len(params) > MAX_PARAMS:
@@ -116,7 +116,7 @@ def parse_authorization_request(multi: Sequence[tuple[str, str]], server: Any,
         raise AuthorizationError("invalid_request", "client_id and redirect_uri may appear once.")
     client = load_client(params.get("client_id"))
     if client is None:
-        raise InvalidClient("Unknown or missing client_id.")
+        raise AuthorizationError("invalid_client", "Unknown or missing client_id.")
     redirect_uri = params.get("redirect_uri")
     if not redirect_uri:
         raise AuthorizationError("invalid_request",

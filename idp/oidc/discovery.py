@@ -7,7 +7,8 @@ from typing import Any
 from idp.oidc.claims import CLAIMS_SUPPORTED, STANDARD_SCOPES
 
 
-def provider_metadata(issuer: str, acr_values: list[str], signing_algs: list[str]) -> dict[str, Any]:
+def provider_metadata(issuer: str, acr_values: list[str],
+                      signing_algs: list[str]) -> dict[str, Any]:
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",

@@ -192,11 +192,13 @@ def find_token(token: str, hint: str | None, keyring: Any) -> IssuedToken | None
                                      algorithms=keyring.algorithms)
             except (JoseError, ValueError, KeyError, TypeError):
                 continue
-            row = db.session.scalar(select(Token).where(Token.jti == str(decoded.claims.get("jti"))))
+            jti = str(decoded.claims.get("jti"))
+            row = db.session.scalar(select(Token).where(Token.jti == jti))
             if row is not None:
                 return IssuedToken(row, kind, now)
         elif kind == "refresh_token":
-            row = db.session.scalar(select(Token).where(Token.refresh_token_hash == sha256_hex(token)))
+            row = db.session.scalar(
+                select(Token).where(Token.refresh_token_hash == sha256_hex(token)))
             if row is not None:
                 return IssuedToken(row, kind, now)
     return None

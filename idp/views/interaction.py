@@ -46,9 +46,8 @@ def show(uid: str) -> Response | str:
     client = _client(record)
     prompt = record["prompt"]["name"]
     if prompt == "login":
-        return render_template("login.html", uid=uid, client=client,
-                               username=record["params"].get("login_hint", "")[:MAX_USERNAME_LENGTH],
-                               error=None)
+        hint = record["params"].get("login_hint", "")[:MAX_USERNAME_LENGTH]
+        return render_template("login.html", uid=uid, client=client, username=hint, error=None)
     if prompt == "consent":
         user = db.session.get(User, sessions.signed_in_user_id(session) or "")
         scopes = [s for s in record["params"].get("scope", "").split() if s in SCOPE_CLAIMS]

@@ -18,6 +18,7 @@ from flask import (
 from idp import authorize, oidc
 from idp.authorize import interactions
 from idp.authorize.context import AuthorizeContext
+from idp.errors import InvalidRequest
 from idp.extensions import csrf, settings
 from idp.oidc.authorization import AuthorizationRequest
 from idp.oidc.discovery import provider_metadata
@@ -92,9 +93,20 @@ def _continue(auth_request: AuthorizationRequest, grant: object,
     return response
 
 
+def require_form_parameters() -> None:
+    """RFC 6749 §3.2 / RFC 7662 §2.1 / RFC 7009 §2.1: a form-encoded POST body whose
+    parameters appear at most once."""
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise InvalidRequest("The body must be application/x-www-form-urlencoded.")
+    repeated = sorted({k for k in request.form if len(request.form.getlist(k)) > 1})
+    if repeated:
+        raise InvalidRequest(f"Parameter {repeated[0]} appears more than once.")
+
+
 @bp.post("/token")
 @csrf.exempt
 def token() -> Response:
+    require_form_parameters()
     return oidc.token_response()
 
 
@@ -119,10 +131,12 @@ def userinfo() -> Response:
 @bp.post("/introspect")
 @csrf.exempt
 def introspect() -> Response:
+    require_form_parameters()
     return oidc.introspection_response()
 
 
 @bp.post("/revoke")
 @csrf.exempt
 def revoke() -> Response:
+    require_form_parameters()
     return oidc.revocation_response()
