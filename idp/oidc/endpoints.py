@@ -67,7 +67,8 @@ class RevocationEndpoint(_RevocationEndpoint):
         return found if found is not None and found.check_client(client) else None
 
     def revoke_token(self, token: tokens.IssuedToken, request: Any) -> None:
-        """Revoking a refresh token revokes its whole grant (RFC 7009 §2.1)."""
+        """Revoking a refresh token revokes its whole grant; revoking an access token revokes
+        it and the refresh token issued with it (both allowed by RFC 7009 §2.1)."""
         if token.kind == "refresh_token":
             tokens.revoke_family(token.row.family_id)
         else:
