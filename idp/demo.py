@@ -68,7 +68,9 @@ def run_demo(app: Flask, idp_port: int, rp_port: int) -> None:
             f"the issuer {settings.issuer} does not use port {idp_port}: set IDP_ISSUER")
     initialise(app)
     demo = seed(app, rp_port)
-    env = {**os.environ, "DEMO_RP_CLIENT_SECRET": demo.client_secret,
+    # FLASK_RUN_FROM_CLI (set by our Flask CLI) would make the RP's app.run() a no-op.
+    env = {key: value for key, value in os.environ.items() if key != "FLASK_RUN_FROM_CLI"}
+    env = {**env, "DEMO_RP_CLIENT_SECRET": demo.client_secret,
            "DEMO_RP_ISSUER": settings.issuer, "DEMO_RP_CLIENT_ID": DEMO_CLIENT_ID,
            "DEMO_RP_PORT": str(rp_port)}
     try:

@@ -47,4 +47,6 @@ def run_gunicorn(host: str, port: int, workers: int, settings: Settings) -> None
         "limit_request_line": 8190,
         "limit_request_fields": 100,
         "accesslog": None,
+        # Several servers may run side by side (replicas, tests): no shared control socket.
+        "control_socket_disable": True,
     }).run()
