@@ -47,7 +47,7 @@ def create_app(overrides: Mapping[str, Any] | None = None,
 
     from idp import extensions, oidc, sessions
     from idp.cli import register_commands
-    from idp.views import errors, interaction, logout, pages, security
+    from idp.views import errors, interaction, interaction_mfa, logout, pages, security
     from idp.views import oidc as oidc_views
 
     extensions.db.init_app(app)
@@ -59,7 +59,11 @@ def create_app(overrides: Mapping[str, Any] | None = None,
         settings.secure_cookies)
     app.extensions["idp.ladder"] = build_ladder(settings)
     oidc.init_app(app)
+    from idp.factors.registry import load_registry
 
+    app.extensions["idp.factors"] = load_registry(list(settings.policy.allowed_factors))
+
+    assert interaction_mfa.bp is interaction.bp  # its routes are registered on import
     for blueprint in (pages.bp, oidc_views.bp, interaction.bp, logout.bp):
         app.register_blueprint(blueprint)
     security.register(app)

@@ -20,8 +20,14 @@ ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 def _create_app() -> Flask:
     from idp import create_app
+    from idp.config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:
+        # A configuration mistake is the operator's to fix: one line, no traceback.
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,

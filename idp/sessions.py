@@ -70,7 +70,10 @@ class StoreSessionInterface(SessionInterface):
         if not data or now - int(data.get("_created", now)) > self.absolute_timeout:
             return ServerSession()
         session = ServerSession(data, sid=sid)
-        if now - int(data.get("_touched", 0)) >= TOUCH_INTERVAL_SECONDS:
+        # Refresh the idle timer on use; at most every TOUCH_INTERVAL_SECONDS (or half the idle
+        # timeout when that is shorter) to spare the store a write per request.
+        interval = min(TOUCH_INTERVAL_SECONDS, max(1, self.idle_timeout // 2))
+        if now - int(data.get("_touched", 0)) >= interval:
             session["_touched"] = now
         return session
 

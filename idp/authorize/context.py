@@ -32,6 +32,10 @@ class AuthorizeContext:
     required_acr: str | None = None
     #: Effective max_age (request, else client default).
     max_age: int | None = None
+    #: Levels the user can reach with the session plus every enrolled factor.
+    reachable: frozenset[str] = frozenset()
+    #: Levels the user could reach by enrolling one more allowed factor now.
+    reachable_by_enrolling: frozenset[str] = frozenset()
 
     @property
     def interaction_result(self) -> dict[str, Any]:

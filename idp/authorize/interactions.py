@@ -19,13 +19,13 @@ COOKIE_NAME = "idp_interaction"
 UID_BYTES = 32
 
 
-def create(params: dict[str, str], client_id: str, prompt: str,
-           reasons: list[str]) -> dict[str, Any]:
+def create(params: dict[str, str], client_id: str, prompt: str, reasons: list[str],
+           details: dict[str, Any] | None = None) -> dict[str, Any]:
     record = {
         "uid": secrets.token_urlsafe(UID_BYTES),
         "params": params,
         "client_id": client_id,
-        "prompt": {"name": prompt, "reasons": reasons},
+        "prompt": {"name": prompt, "reasons": reasons, "details": details or {}},
         "created": int(time.time()),
         "result": {},
     }

@@ -66,6 +66,21 @@ LOGIN = Prompt("login", (
 ))
 
 
+def _needs_proof(ctx: AuthorizeContext) -> bool:
+    """DESIGN §4.4: the session lacks the required level but the user can reach it."""
+    if ctx.user is None or ctx.required_acr is None or ctx.assurance is None:
+        return False
+    if ctx.required_acr in ctx.assurance.satisfied:
+        return False
+    return ctx.required_acr in ctx.reachable or ctx.required_acr in ctx.reachable_by_enrolling
+
+
+MFA = Prompt("mfa", (
+    Check("acr", "A stronger authentication is required.", "interaction_required",
+          _needs_proof),
+))
+
+
 def _consent_missing(ctx: AuthorizeContext) -> bool:
     from idp.authorize.consent import has_consent
 
@@ -83,4 +98,4 @@ CONSENT = Prompt("consent", (
 ))
 
 #: Evaluated in this order; the first with a failing check wins.
-POLICY: tuple[Prompt, ...] = (LOGIN, CONSENT)
+POLICY: tuple[Prompt, ...] = (LOGIN, MFA, CONSENT)

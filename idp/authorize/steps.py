@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from idp.authorize.context import AuthorizeContext
 from idp.authorize.prompts import POLICY
-from idp.extensions import db
-from idp.models import User
+from idp.extensions import db, settings
+from idp.factors.service import MfaService
+from idp.models import Credential, User
 from idp.oidc import keyring
 from idp.oidc.id_tokens import InvalidIdTokenHint, audiences, read_id_token_hint
 from idp.sessions import current_events, last_active, signed_in_user_id
@@ -38,8 +39,6 @@ def check_id_token_hint(ctx: AuthorizeContext) -> None:
     hint = ctx.request.id_token_hint
     if not hint:
         return
-    from idp.extensions import settings
-
     try:
         claims = read_id_token_hint(hint, keyring(), settings().issuer)
     except InvalidIdTokenHint as exc:
@@ -53,9 +52,14 @@ def check_id_token_hint(ctx: AuthorizeContext) -> None:
 
 
 def assign_acr_requirements(ctx: AuthorizeContext) -> None:
-    """DESIGN §4.1: requested levels from claims.id_token.acr, else acr_values, else the
-    client's default_acr_values; unknown values are ignored; essential when the claim says
-    so or the client sets require_acr_values."""
+    """DESIGN §4.1-4.2: the requested levels and the level the user must reach.
+
+    Requested: claims.id_token.acr, else acr_values, else the client's default_acr_values,
+    in preference order; unknown values are ignored (an essential request naming only unknown
+    values fails). Required: the strongest of the first requested level the user can reach
+    with the session and enrolled factors (else the first reachable by enrolling, where
+    policy allows it) and the client's minimum_acr.
+    """
     client = ctx.request.client.model
     acr_claim = ctx.request.requested_id_token_acr
     if acr_claim is not None:
@@ -72,7 +76,35 @@ def assign_acr_requirements(ctx: AuthorizeContext) -> None:
                                 "None of the requested acr values is supported.")
     ctx.requested_acr = tuple(known)
     ctx.acr_essential = essential and bool(known)
-    ctx.required_acr = ctx.ladder.strongest(client.minimum_acr)
+    if ctx.user is not None:
+        ctx.reachable = mfa().reachable(ctx.ladder, ctx.user, ctx.events, ctx.now)
+        if settings().policy.enroll_during_login:
+            ctx.reachable_by_enrolling = enrollable_levels(ctx)
+    names = [ctx.ladder.resolve(v).name for v in known]  # type: ignore[union-attr]
+    chosen = next((n for n in names if n in ctx.reachable), None) \
+        or next((n for n in names if n in ctx.reachable_by_enrolling), None)
+    if chosen is None and ctx.acr_essential:
+        chosen = names[0]
+    ctx.required_acr = ctx.ladder.strongest(chosen, client.minimum_acr)
+
+
+def enrollable_levels(ctx: AuthorizeContext) -> frozenset[str]:
+    """Levels reachable if the user enrolled one more allowed factor now."""
+    assert ctx.user is not None
+    service = mfa()
+    base = [*ctx.events, *service.expected_events(ctx.user, ctx.now)]
+    reachable: set[str] = set()
+    for factor in service.factors:
+        if not factor.available_for(ctx.user) or factor.method == "recovery_code":
+            continue
+        candidate = factor.expected_event(Credential(id="new", method=factor.method, data={},
+                                                     counter=0), ctx.now)
+        reachable |= ctx.ladder.evaluate([*base, candidate], ctx.now).satisfied
+    return frozenset(reachable)
+
+
+def mfa() -> MfaService:
+    return MfaService()
 
 
 def check_max_age(ctx: AuthorizeContext) -> None:
@@ -87,6 +119,8 @@ def check_max_age(ctx: AuthorizeContext) -> None:
 class NeedsInteraction:
     prompt: str
     reasons: list[str]
+    #: What the hosted pages need to know (for "mfa": the level to reach).
+    details: dict
 
 
 def interactions(ctx: AuthorizeContext) -> NeedsInteraction | None:
@@ -97,7 +131,8 @@ def interactions(ctx: AuthorizeContext) -> NeedsInteraction | None:
             continue
         if "none" in ctx.request.prompt:
             raise ctx.request.error(failing[0].error, failing[0].description)
-        return NeedsInteraction(prompt.name, [check.reason for check in failing])
+        details = {"acr": ctx.required_acr} if prompt.name == "mfa" else {}
+        return NeedsInteraction(prompt.name, [check.reason for check in failing], details)
     return None
 
 

@@ -125,7 +125,8 @@ def register_client(
         raise InvalidRequest("an authorization_code client needs at least one redirect URI")
     uris = [validate_redirect_uri(u, production) for u in redirect_uris]
     logout_uris = [validate_redirect_uri(u, production) for u in post_logout_redirect_uris or []]
-    client_id = client_id or secrets.token_urlsafe(CLIENT_ID_BYTES)
+    # Hex, not base64url: an id starting with "-" would read as an option on command lines.
+    client_id = client_id or secrets.token_hex(CLIENT_ID_BYTES)
     if db.session.get(Client, client_id) is not None:
         raise InvalidRequest(f"client {client_id!r} already exists")
     secret = None if auth_method == "none" else secrets.token_urlsafe(SECRET_BYTES)

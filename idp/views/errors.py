@@ -49,6 +49,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(IdpError)
     def idp_error(exc: IdpError) -> Response:
         response = error_response(exc.error, exc.description, exc.status)
+        if exc.status == 401 and exc.error == "invalid_client":
+            response.headers["WWW-Authenticate"] = 'Basic realm="stepup-idp"'  # RFC 6749 §5.2
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
             response.headers["Retry-After"] = str(retry_after)
@@ -74,8 +76,13 @@ def register(app: Flask) -> None:
         code = exc.code or 500
         names = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
                  413: "request_too_large", 415: "unsupported_media_type"}
-        return error_response(names.get(code, "invalid_request" if code < 500 else
-                                        "server_error"), exc.description or exc.name, code)
+        response = error_response(names.get(code, "invalid_request" if code < 500 else
+                                            "server_error"), exc.description or exc.name, code)
+        # Keep the exception's own headers (e.g. Allow on 405, RFC 9110 §15.5.6).
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -48,6 +48,8 @@ def show(uid: str) -> Response | str:
     if prompt == "login":
         hint = record["params"].get("login_hint", "")[:MAX_USERNAME_LENGTH]
         return render_template("login.html", uid=uid, client=client, username=hint, error=None)
+    if prompt == "mfa":
+        return redirect(url_for("interaction.mfa_picker", uid=uid), code=303)
     if prompt == "consent":
         user = db.session.get(User, sessions.signed_in_user_id(session) or "")
         scopes = [s for s in record["params"].get("scope", "").split() if s in SCOPE_CLAIMS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 from flask import (
@@ -18,7 +19,7 @@ from flask import (
 from idp import authorize, oidc
 from idp.authorize import interactions
 from idp.authorize.context import AuthorizeContext
-from idp.errors import InvalidRequest
+from idp.errors import InvalidClient, InvalidRequest
 from idp.extensions import csrf, settings
 from idp.oidc.authorization import AuthorizationRequest
 from idp.oidc.discovery import provider_metadata
@@ -82,9 +83,10 @@ def _continue(auth_request: AuthorizationRequest, grant: object,
         return deliver(auth_request.redirect_uri, outcome.params, auth_request.response_mode)
     if record is None:
         record = interactions.create(auth_request.params, auth_request.client.client_id,
-                                     outcome.prompt, outcome.reasons)
+                                     outcome.prompt, outcome.reasons, outcome.details)
     else:
-        record["prompt"] = {"name": outcome.prompt, "reasons": outcome.reasons}
+        record["prompt"] = {"name": outcome.prompt, "reasons": outcome.reasons,
+                            "details": outcome.details}
         interactions.save(record)
     response = redirect(url_for("interaction.show", uid=record["uid"]), code=303)
     response.set_cookie(interactions.COOKIE_NAME, record["uid"], httponly=True, samesite="Lax",
@@ -101,12 +103,30 @@ def require_form_parameters() -> None:
     repeated = sorted({k for k in request.form if len(request.form.getlist(k)) > 1})
     if repeated:
         raise InvalidRequest(f"Parameter {repeated[0]} appears more than once.")
+    check_basic_credentials()
+
+
+def check_basic_credentials() -> None:
+    """HTTP Basic client credentials must decode (RFC 7617 §2: UTF-8 "id:secret" in base64)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidClient("The Basic credentials are not valid base64 of UTF-8 text.") \
+            from None
+    if ":" not in decoded:
+        raise InvalidClient("The Basic credentials must be client_id:client_secret.")
 
 
 @bp.post("/token")
 @csrf.exempt
 def token() -> Response:
     require_form_parameters()
+    if not request.form.get("grant_type"):
+        raise InvalidRequest("grant_type is required (RFC 6749 §4.1.3).")
     return oidc.token_response()
 
 

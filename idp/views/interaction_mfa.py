@@ -1,0 +1,193 @@
+"""Hosted pages for the "mfa" prompt: factor picker, challenge, enrollment during login,
+recovery codes shown once. Pages come from the factor (``templates``/``Display``); nothing
+here names a factor.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Response, current_app, redirect, render_template, request, session, url_for
+
+from idp import sessions
+from idp.authorize import interactions
+from idp.errors import InvalidRequest
+from idp.extensions import db
+from idp.factors.base import FactorRejected, FactorUnavailable
+from idp.factors.service import MfaService, Started
+from idp.models import Credential, User
+from idp.views.interaction import _client, _load, _resume, bp
+
+GENERIC_CHALLENGE = "factor_challenge.html"
+GENERIC_ENROLL = "factor_enroll.html"
+
+
+def _user() -> User:
+    user = db.session.get(User, sessions.signed_in_user_id(session) or "")
+    if user is None or user.disabled:
+        raise InvalidRequest("Your session ended. Start again from the application.")
+    return user
+
+
+def _target(record: dict) -> str:
+    target = record["prompt"].get("details", {}).get("acr")
+    if not target:
+        raise InvalidRequest("Nothing to verify for this sign-in.")
+    return target
+
+
+def _options(record: dict, user: User) -> list[Credential]:
+    ladder = current_app.extensions["idp.ladder"]
+    return MfaService().options(ladder, user, sessions.current_events(session), _target(record),
+                                int(time.time()))
+
+
+def _enrollable(record: dict, user: User) -> list[Any]:
+    """Factors whose enrollment now would let the user reach the target level."""
+    ladder = current_app.extensions["idp.ladder"]
+    service = MfaService()
+    now = int(time.time())
+    events = [*sessions.current_events(session), *service.expected_events(user, now)]
+    target = _target(record)
+    useful = []
+    for factor in service.factors:
+        if factor.method == "recovery_code" or not factor.available_for(user):
+            continue
+        candidate = factor.expected_event(
+            Credential(id="new", method=factor.method, data={}, counter=0), now)
+        if target in ladder.evaluate([*events, candidate], now).satisfied:
+            useful.append(factor)
+    return useful
+
+
+def _render_challenge(uid: str, started: Started, error: str | None = None,
+                      status: int = 200) -> tuple[str, int]:
+    factor = started.factor
+    template = (factor.templates or {}).get("challenge", GENERIC_CHALLENGE)
+    return render_template(template, uid=uid, started=started, display=started.step.display,
+                           method=factor.method, error=error,
+                           action=url_for("interaction.mfa_verify", uid=uid)), status
+
+
+def _render_enroll(uid: str, started: Started, error: str | None = None,
+                   status: int = 200) -> tuple[str, int]:
+    factor = started.factor
+    template = (factor.templates or {}).get("enroll", GENERIC_ENROLL)
+    return render_template(template, uid=uid, started=started, display=started.step.display,
+                           method=factor.method, error=error,
+                           action=url_for("interaction.enroll_verify", uid=uid),
+                           continue_url=url_for("interaction.enroll_done", uid=uid)), status
+
+
+@bp.get("/<uid>/mfa")
+def mfa_picker(uid: str) -> Response | tuple[str, int] | str:
+    record = _load(uid)
+    user = _user()
+    options = _options(record, user)
+    if not options:
+        return redirect(url_for("interaction.enroll_picker", uid=uid), code=303)
+    if len(options) == 1 and request.args.get("choose") != "1":
+        started = MfaService().begin_challenge(user, options[0])
+        return _render_challenge(uid, started)
+    return render_template("mfa_picker.html", uid=uid, client=_client(record), options=options,
+                           factors=MfaService().factors)
+
+
+@bp.post("/<uid>/mfa/start")
+def mfa_start(uid: str) -> tuple[str, int] | str:
+    record = _load(uid)
+    user = _user()
+    service = MfaService()
+    credential = service.credential(user, request.form.get("credential_id", ""))
+    if credential.id not in {c.id for c in _options(record, user)}:
+        raise InvalidRequest("That factor cannot complete this sign-in.")
+    try:
+        started = service.begin_challenge(user, credential)
+    except FactorUnavailable as exc:
+        return render_template("mfa_picker.html", uid=uid, client=_client(record),
+                               options=_options(record, user), factors=service.factors,
+                               error=exc.message), 503
+    return _render_challenge(uid, started)
+
+
+@bp.post("/<uid>/mfa/verify")
+def mfa_verify(uid: str) -> Response | tuple[str, int]:
+    record = _load(uid)
+    user = _user()
+    service = MfaService()
+    challenge_id = request.form.get("challenge_id", "")
+    client_id = record["client_id"]
+    try:
+        proven = service.verify_challenge(user, challenge_id, request.form, client_id=client_id)
+    except FactorRejected as exc:
+        return _retry_challenge(uid, record, user, service, challenge_id, exc.message)
+    _record_proof(record, proven.event)
+    return _resume(uid)
+
+
+def _retry_challenge(uid: str, record: dict, user: User, service: MfaService,
+                     challenge_id: str, message: str) -> Response | tuple[str, int]:
+    """Show the same challenge again with the error, or the picker when it is used up."""
+    started = service.pending_challenge(user, challenge_id)
+    if started is None:
+        return render_template("mfa_picker.html", uid=uid, client=_client(record),
+                               options=_options(record, user), factors=service.factors,
+                               error=message), 400
+    return _render_challenge(uid, started, error=message, status=400)
+
+
+def _record_proof(record: dict, event: Any) -> None:
+    sessions.record_event(session, event)  # type: ignore[arg-type]
+    record["result"]["mfa"] = event.at
+    interactions.save(record)
+
+
+# -- enrollment during login -----------------------------------------------------------------
+
+@bp.get("/<uid>/enroll")
+def enroll_picker(uid: str) -> str:
+    record = _load(uid)
+    user = _user()
+    return render_template("enroll_picker.html", uid=uid, client=_client(record),
+                           factors=_enrollable(record, user), error=None)
+
+
+@bp.post("/<uid>/enroll/start")
+def enroll_start(uid: str) -> tuple[str, int]:
+    record = _load(uid)
+    user = _user()
+    method = request.form.get("method", "")
+    if method not in {f.method for f in _enrollable(record, user)}:
+        raise InvalidRequest("That factor cannot be set up here.")
+    try:
+        started = MfaService().begin_enrollment(user, method, request.form)
+    except (FactorUnavailable, FactorRejected) as exc:
+        return render_template("enroll_picker.html", uid=uid, client=_client(record),
+                               factors=_enrollable(record, user), error=exc.message), 400
+    return _render_enroll(uid, started)
+
+
+@bp.post("/<uid>/enroll/verify")
+def enroll_verify(uid: str) -> Response | tuple[str, int]:
+    record = _load(uid)
+    user = _user()
+    service = MfaService()
+    enrollment_id = request.form.get("enrollment_id", "")
+    try:
+        proven = service.finish_enrollment(user, enrollment_id, request.form)
+    except FactorRejected as exc:
+        return render_template("enroll_picker.html", uid=uid, client=_client(record),
+                               factors=_enrollable(record, user), error=exc.message), 400
+    _record_proof(record, proven.event)
+    has_codes = any(c.method == "recovery_code" for c in service.credentials(user))
+    if "recovery_code" in service.factors and not has_codes:
+        started = service.begin_enrollment(user, "recovery_code", {})
+        return _render_enroll(uid, started)
+    return _resume(uid)
+
+
+@bp.post("/<uid>/enroll/done")
+def enroll_done(uid: str) -> Response:
+    _load(uid)
+    return _resume(uid)
