@@ -62,6 +62,8 @@ class Token(db.Model):
     amr: Mapped[list] = mapped_column(JSONType, default=list)
     auth_time: Mapped[int | None] = mapped_column(BigInteger)
     sid: Mapped[str | None] = mapped_column(String(64))
+    # The authorization request's ``claims`` parameter (OIDC Core §5.5), for UserInfo.
+    claims: Mapped[dict | None] = mapped_column(JSONType)
     issued_at: Mapped[int] = mapped_column(BigInteger, default=now_ts)
     access_expires_at: Mapped[int] = mapped_column(BigInteger)
     refresh_expires_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -19,8 +19,19 @@ CLAIMS_SUPPORTED = (
 )
 
 
-def user_claims(user: User, scope: str) -> dict[str, Any]:
-    """``sub`` plus the claims the granted scopes release; absent values are omitted."""
+def requested_names(claims_request: dict | None, member: str) -> list[str]:
+    """Claim names requested for ``member`` ("id_token" or "userinfo") by the ``claims``
+    parameter (OIDC Core §5.5); unknown names are ignored (§5.5: "not understood")."""
+    requested = (claims_request or {}).get(member)
+    if not isinstance(requested, dict):
+        return []
+    known = {c for claims in SCOPE_CLAIMS.values() for c in claims}
+    return [name for name in requested if name in known]
+
+
+def user_claims(user: User, scope: str, extra: list[str] | None = None) -> dict[str, Any]:
+    """``sub`` plus the claims the granted scopes release and the ``extra`` names requested
+    through the claims parameter; absent values are omitted."""
     values: dict[str, Any] = {
         "name": user.name,
         "given_name": user.given_name,
@@ -33,9 +44,9 @@ def user_claims(user: User, scope: str) -> dict[str, Any]:
         "phone_number_verified": bool(user.phone_number_verified) if user.phone_number else None,
         "address": None,
     }
+    names = [name for granted in scope.split() for name in SCOPE_CLAIMS.get(granted, ())]
     claims: dict[str, Any] = {"sub": user.id}
-    for granted in scope.split():
-        for name in SCOPE_CLAIMS.get(granted, ()):
-            if values.get(name) is not None:
-                claims[name] = values[name]
+    for name in [*names, *(extra or [])]:
+        if values.get(name) is not None:
+            claims[name] = values[name]
     return claims

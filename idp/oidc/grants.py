@@ -27,7 +27,7 @@ from idp.crypto import sha256_hex
 from idp.extensions import db, settings
 from idp.models import AuthorizationCode, Token, User
 from idp.oidc import tokens
-from idp.oidc.claims import user_claims
+from idp.oidc.claims import requested_names, user_claims
 from idp.oidc.principal import AuthContext, Principal
 
 CODE_BYTES = 32
@@ -101,7 +101,9 @@ class _IdTokenClaims:
         return {"alg": self.get_client_algorithm(client), "typ": "JWT"}
 
     def generate_user_info(self, user: Principal, scope: str) -> dict[str, Any]:
-        claims = user_claims(user.user, scope)
+        # With an access token issued, scope claims come from UserInfo (OIDC Core §5.4); the
+        # ID token carries only what claims.id_token asks for (§5.5).
+        claims = user_claims(user.user, "", requested_names(user.claims_request, "id_token"))
         ctx = user.context
         if ctx.auth_time is not None:
             claims["auth_time"] = ctx.auth_time
@@ -196,7 +198,8 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
         user = db.session.get(User, row.user_id)
         if user is None or user.disabled:
             return None
-        return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid))
+        return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid),
+                         claims_request=row.claims)
 
     def save_token(self, token: dict[str, Any]) -> None:
         request = self.request
@@ -240,7 +243,8 @@ class RefreshTokenGrant(_RefreshTokenGrant):
         user = db.session.get(User, row.user_id) if row.user_id else None
         if user is None or user.disabled:
             return None
-        return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid))
+        return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid),
+                         claims_request=row.claims)
 
     def revoke_old_credential(self, refresh_token: tokens.IssuedToken) -> None:
         # Already marked rotated in authenticate_refresh_token (atomic claim).

@@ -21,9 +21,13 @@ class AuthContext:
 
 
 class Principal:
-    def __init__(self, user: User, context: AuthContext) -> None:
+    """``claims_request`` is the authorization request's ``claims`` parameter, if any."""
+
+    def __init__(self, user: User, context: AuthContext,
+                 claims_request: dict | None = None) -> None:
         self.user = user
         self.context = context
+        self.claims_request = claims_request
 
     def get_user_id(self) -> str:
         return self.user.id

@@ -8,7 +8,7 @@ from flask import Request
 
 from idp.extensions import db
 from idp.models import User
-from idp.oidc.claims import user_claims
+from idp.oidc.claims import requested_names, user_claims
 from idp.oidc.tokens import InvalidAccessToken, validate_access_token
 
 
@@ -64,4 +64,4 @@ def userinfo_claims(request: Request, keyring: Any) -> dict[str, Any]:
     user = db.session.get(User, valid.row.user_id)
     if user is None or user.disabled:
         raise BearerError("invalid_token", "the user no longer exists", 401)
-    return user_claims(user, valid.row.scope)
+    return user_claims(user, valid.row.scope, requested_names(valid.row.claims, "userinfo"))

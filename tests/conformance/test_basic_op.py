@@ -354,11 +354,6 @@ def test_oidcc_server_client_secret_post(flows, alice, browser):
     check_userinfo(userinfo(rp, flow.token["access_token"]), alice)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "claims parameter ignored for UserInfo: with scope=openid and "
-    "claims={'userinfo':{'name':{'essential':true}}} UserInfo returns only sub, although "
-    "discovery says claims_parameter_supported=true (idp/oidc/userinfo.py releases claims by "
-    "scope only; the stored request claims are never consulted)"))
 def test_oidcc_claims_essential(alice, rp, browser):
     """oidcc-claims-essential [OP-claims-essential]: name requested as an essential UserInfo
     claim with the claims parameter (scope=openid, so only the claims parameter asks for it).

@@ -20,7 +20,24 @@ def test_sign_in_issues_verified_id_token_with_auth_context(flows):
     assert claims["amr"] == ["pwd"]
     assert isinstance(claims["auth_time"], int)
     assert claims["sid"]
-    assert claims["email"] == "alice@example.test"
+    # Scope claims come from UserInfo when an access token is issued (OIDC Core §5.4).
+    assert "email" not in claims
     userinfo = requests.get(rp.issuer + "/userinfo", timeout=10, headers={
         "Authorization": f"Bearer {result.token['access_token']}"}).json()
     assert userinfo["sub"] == user_id
+    assert userinfo["email"] == "alice@example.test"
+
+
+def test_claims_parameter_releases_individual_claims(flows):
+    """OIDC Core §5.5: claims asked for by name, in the ID token or from UserInfo."""
+    flows.user("alice", email="alice@example.test")
+    rp = flows.client("rp1")
+    request = '{"id_token": {"email": {"essential": true}, "acr": null}, ' \
+              '"userinfo": {"name": null, "unknown_claim": null}}'
+    result = flows.sign_in(flows.browser(), rp, scope="openid", claims=request)
+
+    assert result.claims["email"] == "alice@example.test"
+    assert "name" not in result.claims
+    userinfo = requests.get(rp.issuer + "/userinfo", timeout=10, headers={
+        "Authorization": f"Bearer {result.token['access_token']}"}).json()
+    assert userinfo == {"sub": result.claims["sub"], "name": "Alice"}
