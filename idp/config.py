@@ -8,6 +8,7 @@ start with the dotted path of the bad key.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -30,9 +31,15 @@ class ConfigError(ValueError):
     """A setting is unknown or has the wrong type; the message names the setting."""
 
 
-def load_defaults() -> dict[str, Any]:
+@functools.cache
+def _packaged_defaults() -> dict[str, Any]:
     text = resources.files("idp").joinpath("config/default.yaml").read_text("utf-8")
     return yaml.safe_load(text)
+
+
+def load_defaults() -> dict[str, Any]:
+    """A fresh copy of the packaged defaults (parsed once per process)."""
+    return copy.deepcopy(_packaged_defaults())
 
 
 def _merge(base: dict[str, Any], overlay: Mapping[str, Any], path: str = "") -> None:
@@ -194,3 +201,33 @@ def _validate(data: dict[str, Any]) -> None:
         section, key = dotted.split(".")
         if data[section][key] <= 0:
             raise ConfigError(f"setting '{dotted}' must be positive")
+    _validate_codes_and_delivery(data)
+
+
+#: Transports each delivery channel can use (DESIGN §6: console outbox, SMTP, HTTP SMS gateway).
+DELIVERY_TRANSPORTS = {"sms": ("console", "http"), "email": ("console", "smtp")}
+
+
+def _validate_codes_and_delivery(data: dict[str, Any]) -> None:
+    """One-time code limits and delivery transports: a typo fails at start, not at the first
+    code a user asks for."""
+    for key in ("code_ttl", "code_max_sends_per_hour"):
+        if data["mfa"][key] <= 0:
+            raise ConfigError(f"setting 'mfa.{key}' must be positive")
+    if data["mfa"]["code_resend_cooldown"] < 0:
+        raise ConfigError("setting 'mfa.code_resend_cooldown' must not be negative")
+    delivery = data["delivery"]
+    for channel, transports in DELIVERY_TRANSPORTS.items():
+        if delivery[channel] not in transports:
+            raise ConfigError(f"setting 'delivery.{channel}' must be one of "
+                              f"{', '.join(transports)}, got {delivery[channel]!r}")
+    gateway_url = delivery["sms_gateway"]["url"]
+    if delivery["sms"] == "http":
+        if not gateway_url or not str(gateway_url).startswith(("https://", "http://")):
+            raise ConfigError("setting 'delivery.sms_gateway.url' must be an http(s) URL when "
+                              "delivery.sms is http")
+        if data["environment"] == "production" and not str(gateway_url).startswith("https://"):
+            raise ConfigError("setting 'delivery.sms_gateway.url' must be https in production")
+    for section in ("smtp", "sms_gateway"):
+        if delivery[section]["timeout"] <= 0:
+            raise ConfigError(f"setting 'delivery.{section}.timeout' must be positive")

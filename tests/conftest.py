@@ -87,6 +87,42 @@ def build_app(tmp_path: Any, port: int, **overrides: Any) -> Any:
     return app
 
 
+class _RSAKeyPool:
+    """RSA key generation dominates app set-up; tests draw from a pool generated once per
+    session (distinct keys, cycled far beyond what one test rotates through)."""
+
+    SIZE = 24
+
+    def __init__(self) -> None:
+        from joserfc.jwk import RSAKey
+
+        self._real = RSAKey
+        self._keys: list[Any] = []
+        self._next = 0
+
+    def generate_key(self, key_size: int = 2048, parameters: Any = None,
+                     private: bool = True, auto_kid: bool = False) -> Any:
+        if len(self._keys) < self.SIZE:
+            self._keys.append(self._real.generate_key(key_size, private=True))
+        raw = self._keys[self._next % len(self._keys)]
+        self._next += 1
+        # Same native key, new JWK parameters: no re-validation of the RSA numbers.
+        return self._real(raw.raw_value, raw.raw_value, dict(parameters or {}))
+
+    def import_key(self, *args: Any, **kwargs: Any) -> Any:
+        return self._real.import_key(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_rsa_keys() -> Iterator[None]:
+    import idp.oidc.keys as keys_module
+
+    original = keys_module.RSAKey
+    keys_module.RSAKey = _RSAKeyPool()  # type: ignore[assignment]
+    yield
+    keys_module.RSAKey = original
+
+
 @pytest.fixture
 def app_overrides() -> dict[str, Any]:
     """Override in a test module to change settings for every app it builds."""
@@ -121,7 +157,9 @@ class LiveServer:
         self.port = port
         self.url = f"http://localhost:{port}"
         self._server = make_server("127.0.0.1", port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits for the loop to notice (default 0.5 s).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     def start(self) -> LiveServer:
         self._thread.start()
