@@ -2,16 +2,18 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml examples/hotp_factor/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml examples/hotp_factor/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	# The example third-party factor, for its tests (inactive unless allowed by policy).
+	$(BIN)/pip install --quiet --no-deps -e examples/hotp_factor
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -23,8 +25,20 @@ run: install
 	$(BIN)/idp demo
 
 ## test: lint and the whole suite (SQLite + in-process store unless IDP_TEST_* point elsewhere)
-test: install lint
+test: install lint browser
 	$(BIN)/pytest
+
+## browser: Debian Chromium for the real-browser tests (installed with apt when run as root)
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "The browser tests need Chromium at /usr/bin/chromium. Install it with" >&2; \
+		echo "  sudo apt-get update && sudo apt-get install -y chromium   (Debian/Ubuntu)" >&2; \
+		echo "or your distribution's chromium package, then run make test again." >&2; \
+		exit 1; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,16 @@ def create_app(overrides: Mapping[str, Any] | None = None,
 
     from idp import extensions, oidc, sessions
     from idp.cli import register_commands
-    from idp.views import errors, interaction, interaction_mfa, logout, pages, security
+    from idp.views import (
+        account,
+        errors,
+        interaction,
+        interaction_mfa,
+        logout,
+        pages,
+        passkey_login,
+        security,
+    )
     from idp.views import oidc as oidc_views
 
     extensions.db.init_app(app)
@@ -58,13 +69,15 @@ def create_app(overrides: Mapping[str, Any] | None = None,
         settings.session.absolute_timeout, settings.session.idle_timeout,
         settings.secure_cookies)
     app.extensions["idp.ladder"] = build_ladder(settings)
+    _load_policy(app, settings)
     oidc.init_app(app)
     from idp.factors.registry import load_registry
 
     app.extensions["idp.factors"] = load_registry(list(settings.policy.allowed_factors))
 
-    assert interaction_mfa.bp is interaction.bp  # its routes are registered on import
-    for blueprint in (pages.bp, oidc_views.bp, interaction.bp, logout.bp):
+    # Their routes are registered on import.
+    assert interaction_mfa.bp is interaction.bp and passkey_login.bp is interaction.bp
+    for blueprint in (pages.bp, oidc_views.bp, interaction.bp, logout.bp, account.bp):
         app.register_blueprint(blueprint)
     security.register(app)
     errors.register(app)
@@ -72,6 +85,10 @@ def create_app(overrides: Mapping[str, Any] | None = None,
     @app.context_processor
     def branding() -> dict[str, Any]:
         return {"branding": settings.branding}
+
+    @app.template_filter("isotime")
+    def isotime(value: int | None) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value)) if value else ""
 
     register_commands(app)
     return app
@@ -84,6 +101,32 @@ def build_ladder(settings: Settings) -> Ladder:
                                   bool(settings.get("policy.email_counts_as_factor", False)))
     except (KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"setting 'acr.levels' is invalid: {exc}") from None
+
+
+def _load_policy(app: Flask, settings: Settings) -> None:
+    """Compile ``policy.rules`` and ``policy.since`` once; mistakes are configuration errors."""
+    from idp.policy.rules import PolicyError, parse_rules
+
+    try:
+        app.extensions["idp.rules"] = parse_rules(settings.get("policy.rules"),
+                                                  app.extensions["idp.ladder"])
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+    policy = settings.get("policy")
+    if policy["enforcement"] not in ("off", "optional", "required"):
+        raise ConfigError("setting 'policy.enforcement' must be off, optional or required")
+    if policy["applies_to"] not in ("all", "new_users"):
+        raise ConfigError("setting 'policy.applies_to' must be all or new_users")
+    since = policy.get("since")
+    try:
+        parsed = None if since is None else int(
+            datetime.fromisoformat(str(since)).replace(tzinfo=UTC).timestamp()
+            if not str(since).isdigit() else int(since))
+    except ValueError:
+        raise ConfigError("setting 'policy.since' must be an ISO date or epoch seconds") \
+            from None
+    app.extensions["idp.policy"] = policy
+    app.extensions["idp.policy_since"] = parsed
 
 
 def _secret_key(settings: Settings, instance_path: str) -> str:

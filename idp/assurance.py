@@ -64,6 +64,9 @@ class Assurance:
     amr: tuple[str, ...]
     auth_time: int | None
     satisfied: frozenset[str]  # canonical names of every satisfied level
+    #: For each satisfied level, when it stops being satisfied by these events (max ages
+    #: only; idle timeouts depend on future activity).
+    expires: dict[str, int] = field(default_factory=dict)
 
 
 class Ladder:
@@ -174,6 +177,14 @@ class Ladder:
             return Assurance(None, (), None, frozenset())
         top = satisfied[-1]
         counted = [e for e in counted_for[top.name] if self._counts(e)] or counted_for[top.name]
+        expires = {level.name: self._expiry(level, counted_for[level.name])
+                   for level in satisfied}
+        # A level cannot outlive a weaker one it builds on (the ladder is monotone).
+        running = None
+        for level in satisfied:
+            running = expires[level.name] if running is None else min(running,
+                                                                      expires[level.name])
+            expires[level.name] = running
         amr = self.amr_for(counted_for[top.name])
         if top.min_factors < 2:
             # A single-factor level does not claim "mfa", even if older proofs remain fresh
@@ -184,7 +195,34 @@ class Ladder:
             amr=amr,
             auth_time=max(e.at for e in counted),
             satisfied=frozenset(level.name for level in satisfied),
+            expires=expires,
         )
+
+    def _expiry(self, level: Level, events: Sequence[AuthEvent]) -> int:
+        """When ``level`` stops holding as ``events`` age out (each after ``max_age``)."""
+        remaining = sorted(events, key=lambda e: e.at)
+        while remaining:
+            oldest = remaining[0].at + level.max_age
+            later = [e for e in remaining if e.at + level.max_age > oldest]
+            if not self._meets(level, later):
+                return oldest
+            remaining = later
+        return 0
+
+    def still_holds(self, acr: str | None, expires: Mapping[str, int],
+                    now: int) -> str | None:
+        """The acr to report at ``now`` for a snapshot taken earlier: ``acr`` itself while its
+        level holds, else the strongest weaker level that still does, else None (DESIGN §3:
+        elevation expires, never raised)."""
+        level = self.resolve(acr) if acr else None
+        if level is None:
+            return None
+        if expires.get(level.name, 0) > now:
+            return acr
+        for weaker in reversed(self.levels[:self.levels.index(level)]):
+            if expires.get(weaker.name, 0) > now:
+                return weaker.name
+        return None
 
     def amr_for(self, events: Sequence[AuthEvent]) -> tuple[str, ...]:
         """RFC 8176 values of the events, in first-seen order, plus ``mfa`` where earned."""

@@ -38,7 +38,7 @@ def main() -> None:
 
 def register_commands(app: Flask) -> None:
     """Attach the command groups to ``app`` (Flask also finds them via ``flask --app idp``)."""
-    for command in (init_command, serve_command, demo_command, users, clients, keys):
+    for command in (init_command, serve_command, demo_command, users, clients, keys, policy):
         app.cli.add_command(command)
 
 
@@ -272,3 +272,42 @@ def keys_rotate(algs: tuple[str, ...]) -> None:
         click.echo(f"removed {purged} expired key(s)")
 
 
+
+
+# -- policy ------------------------------------------------------------------------------------
+
+@click.group()
+def policy() -> None:
+    """Inspect the MFA policy."""
+
+
+@policy.command("explain")
+@click.option("--user", "username", required=True)
+@click.option("--client", "client_id", required=True)
+@click.option("--acr-values", default="", help="Space-separated, as an RP would send them.")
+@click.option("--max-age", type=int, default=None)
+@click.option("--new-device", is_flag=True)
+@click.option("--country", default=None, help="Two-letter country code of this sign-in.")
+@click.option("--ip", default=None)
+@click.option("--failures", type=int, default=0, help="Recent failed password attempts.")
+@with_appcontext
+def policy_explain(username: str, client_id: str, acr_values: str, max_age: int | None,
+                   new_device: bool, country: str | None, ip: str | None,
+                   failures: int) -> None:
+    """The level a sign-in would need, the rules that caused it, and the next step."""
+    from idp.policy.explain import ExplainError, explain
+
+    try:
+        result = explain(username, client_id, acr_values.split(), new_device=new_device,
+                         country=country.upper() if country else None, ip=ip,
+                         recent_failures=failures)
+    except ExplainError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"required level: {result.required or 'none beyond a sign-in'}")
+    if max_age is not None:
+        click.echo(f"max_age {max_age}: a session older than that signs in again first")
+    click.echo("because:")
+    for line in result.trace:
+        click.echo(f"  - {line}")
+    click.echo(f"reachable with enrolled factors: {', '.join(result.reachable) or 'none'}")
+    click.echo(f"next step: {result.next_step}")

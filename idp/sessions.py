@@ -140,6 +140,11 @@ def record_event(session: ServerSession, event: AuthEvent) -> None:
     session.rotate_requested = True
 
 
+def rotate(session: ServerSession) -> None:
+    """The authentication state changed in another way (a factor removed): new id."""
+    session.rotate_requested = True
+
+
 def end(session: ServerSession) -> None:
     """Sign out: the stored session and the cookie are removed."""
     session.clear()

@@ -44,5 +44,6 @@ def _principal(ctx: AuthorizeContext) -> Principal:
         assurance.acr,
     )
     sid = ctx.session.get("oidc_sid")
-    return Principal(ctx.user, AuthContext(acr, assurance.amr, assurance.auth_time, sid))
+    return Principal(ctx.user, AuthContext(acr, assurance.amr, assurance.auth_time, sid,
+                                           dict(assurance.expires)))
 

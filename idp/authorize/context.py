@@ -36,6 +36,10 @@ class AuthorizeContext:
     reachable: frozenset[str] = frozenset()
     #: Levels the user could reach by enrolling one more allowed factor now.
     reachable_by_enrolling: frozenset[str] = frozenset()
+    #: Levels reachable only after signing in again (the session's proofs are too old).
+    reachable_after_login: frozenset[str] = frozenset()
+    #: Why the required level is what it is (policy explain; user.step_up_required audit).
+    policy_trace: tuple[str, ...] = ()
 
     @property
     def interaction_result(self) -> dict[str, Any]:

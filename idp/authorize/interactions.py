@@ -15,14 +15,20 @@ from idp.errors import InteractionExpired
 from idp.extensions import settings, store
 
 KEY_PREFIX = "interaction:"
+#: Interaction kinds: a relying party's authorization request, or the IdP's own account pages.
+AUTHORIZE = "authorize"
+ACCOUNT = "account"
 COOKIE_NAME = "idp_interaction"
 UID_BYTES = 32
 
 
-def create(params: dict[str, str], client_id: str, prompt: str, reasons: list[str],
-           details: dict[str, Any] | None = None) -> dict[str, Any]:
+def create(params: dict[str, str], client_id: str | None, prompt: str, reasons: list[str],
+           details: dict[str, Any] | None = None, kind: str = AUTHORIZE,
+           return_to: str | None = None) -> dict[str, Any]:
     record = {
         "uid": secrets.token_urlsafe(UID_BYTES),
+        "kind": kind,
+        "return_to": return_to,
         "params": params,
         "client_id": client_id,
         "prompt": {"name": prompt, "reasons": reasons, "details": details or {}},

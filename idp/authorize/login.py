@@ -22,6 +22,8 @@ GENERIC_FAILURE = "Incorrect username or password."
 class PrimaryLogin:
     user: User
     event: AuthEvent
+    #: Failed attempts on the account just before this success (policy signal).
+    recent_failures: int = 0
 
 
 class LoginFailed(Exception):
@@ -68,8 +70,9 @@ def authenticate_password(username: str, password: str, limits: tuple[Limit, ...
                      client_id=client_id, method="password",
                      reason="disabled" if user is not None and user.disabled else "credentials")
         raise LoginFailed(GENERIC_FAILURE)
+    recent_failures = throttle.failures(limits[0])
     throttle.succeeded(limits[0])
     if result.new_hash:
         user.password_hash = result.new_hash
     audit.record("user.login_succeeded", user_id=user.id, client_id=client_id, method="password")
-    return PrimaryLogin(user, password_event(user.id, int(time.time())))
+    return PrimaryLogin(user, password_event(user.id, int(time.time())), recent_failures)

@@ -51,6 +51,18 @@ def _max_age_exceeded(ctx: AuthorizeContext) -> bool:
     return ctx.now - ctx.assurance.auth_time > ctx.max_age and not _login_done_here(ctx)
 
 
+def _proofs_too_old(ctx: AuthorizeContext) -> bool:
+    """DESIGN §4.3: the required level is out of reach from the session's (aged) proofs but
+    reachable after signing in again: re-authenticate, then whatever the level needs."""
+    required = ctx.required_acr
+    if required is None or ctx.assurance is None or required in ctx.assurance.satisfied:
+        return False
+    if required in ctx.reachable:
+        return False
+    # Signing in again beats enrolling yet another factor.
+    return required in ctx.reachable_after_login and not _login_done_here(ctx)
+
+
 def _hint_mismatch(ctx: AuthorizeContext) -> bool:
     return ctx.hint_sub is not None and ctx.user is not None and ctx.user.id != ctx.hint_sub
 
@@ -63,6 +75,8 @@ LOGIN = Prompt("login", (
           _max_age_exceeded),
     Check("id_token_hint", "The signed-in user is not the one id_token_hint names.",
           "login_required", _hint_mismatch),
+    Check("acr_stale", "The session's authentication is too old for the requested level.",
+          "login_required", _proofs_too_old),
 ))
 
 

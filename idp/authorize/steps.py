@@ -9,13 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from flask import current_app, request
+
+from idp.assurance import AuthEvent
 from idp.authorize.context import AuthorizeContext
 from idp.authorize.prompts import POLICY
 from idp.extensions import db, settings
+from idp.factors.password import password_event
 from idp.factors.service import MfaService
 from idp.models import Credential, User
 from idp.oidc import keyring
 from idp.oidc.id_tokens import InvalidIdTokenHint, audiences, read_id_token_hint
+from idp.policy.rules import Decision, decide
+from idp.policy.signals import signals_for
 from idp.sessions import current_events, last_active, signed_in_user_id
 
 
@@ -77,22 +83,54 @@ def assign_acr_requirements(ctx: AuthorizeContext) -> None:
     ctx.requested_acr = tuple(known)
     ctx.acr_essential = essential and bool(known)
     if ctx.user is not None:
-        ctx.reachable = mfa().reachable(ctx.ladder, ctx.user, ctx.events, ctx.now)
-        if settings().policy.enroll_during_login:
-            ctx.reachable_by_enrolling = enrollable_levels(ctx)
+        assign_reachability(ctx)
     names = [ctx.ladder.resolve(v).name for v in known]  # type: ignore[union-attr]
-    chosen = next((n for n in names if n in ctx.reachable), None) \
+    chosen = next((n for n in names if n in ctx.reachable | ctx.reachable_after_login), None) \
         or next((n for n in names if n in ctx.reachable_by_enrolling), None)
     if chosen is None and ctx.acr_essential:
         chosen = names[0]
-    ctx.required_acr = ctx.ladder.strongest(chosen, client.minimum_acr)
+    decision = policy_decision(ctx)
+    ctx.policy_trace = decision.trace
+    if client.minimum_acr:
+        ctx.policy_trace = (*ctx.policy_trace, f"client minimum_acr is {client.minimum_acr}")
+    if chosen:
+        ctx.policy_trace = (*ctx.policy_trace, f"requested {chosen}")
+    ctx.required_acr = ctx.ladder.strongest(chosen, client.minimum_acr, decision.required)
 
 
-def enrollable_levels(ctx: AuthorizeContext) -> frozenset[str]:
-    """Levels reachable if the user enrolled one more allowed factor now."""
+def policy_decision(ctx: AuthorizeContext) -> Decision:
+    """DESIGN §5: enforcement and every matching adaptive rule (signals from the sign-in)."""
+    if ctx.user is None:
+        return Decision(None, ("not signed in yet",))
+    has_factors = bool(mfa().credentials(ctx.user))
+    signals = signals_for(ctx.user, ctx.session.get("signals"), ctx.request.client.client_id,
+                          request.remote_addr, has_factors)
+    return decide(current_app.extensions["idp.policy"], current_app.extensions["idp.rules"],
+                  ctx.ladder, signals, current_app.extensions["idp.policy_since"])
+
+
+def assign_reachability(ctx: AuthorizeContext) -> None:
+    """Which levels the user can reach: with the session's proofs plus enrolled factors; by
+    enrolling one more factor (if policy allows); or only after signing in again, when the
+    session's proofs have aged out for a level (DESIGN §4.3)."""
+    assert ctx.user is not None
+    ctx.reachable = reachable_levels(ctx, ctx.events, enrolling=False)
+    if settings().policy.enroll_during_login:
+        ctx.reachable_by_enrolling = reachable_levels(ctx, ctx.events, enrolling=True)
+    if ctx.user.password_hash:
+        fresh = [password_event(ctx.user.id, ctx.now)]
+        ctx.reachable_after_login = reachable_levels(ctx, fresh, enrolling=False)
+
+
+def reachable_levels(ctx: AuthorizeContext, events: list[AuthEvent],
+                     enrolling: bool) -> frozenset[str]:
+    """Levels satisfiable from ``events`` plus every enrolled factor (plus, with
+    ``enrolling``, one newly enrolled allowed factor)."""
     assert ctx.user is not None
     service = mfa()
-    base = [*ctx.events, *service.expected_events(ctx.user, ctx.now)]
+    base = [*events, *service.expected_events(ctx.user, ctx.now)]
+    if not enrolling:
+        return ctx.ladder.evaluate(base, ctx.now).satisfied
     reachable: set[str] = set()
     for factor in service.factors:
         if not factor.available_for(ctx.user) or factor.method == "recovery_code":
@@ -131,7 +169,8 @@ def interactions(ctx: AuthorizeContext) -> NeedsInteraction | None:
             continue
         if "none" in ctx.request.prompt:
             raise ctx.request.error(failing[0].error, failing[0].description)
-        details = {"acr": ctx.required_acr} if prompt.name == "mfa" else {}
+        details = {"acr": ctx.required_acr, "trace": list(ctx.policy_trace)} \
+            if prompt.name == "mfa" else {}
         return NeedsInteraction(prompt.name, [check.reason for check in failing], details)
     return None
 

@@ -42,10 +42,13 @@ class FactorRegistry:
 
 
 def builtin_factors() -> list[Factor]:
+    from idp.factors.email import EmailFactor
+    from idp.factors.passkey import PasskeyFactor
     from idp.factors.recovery_codes import RecoveryCodeFactor
+    from idp.factors.sms import SmsFactor
     from idp.factors.totp import TotpFactor
 
-    return [TotpFactor(), RecoveryCodeFactor()]
+    return [PasskeyFactor(), TotpFactor(), SmsFactor(), EmailFactor(), RecoveryCodeFactor()]
 
 
 def load_registry(allowed: list[str] | None = None) -> FactorRegistry:
@@ -54,7 +57,9 @@ def load_registry(allowed: list[str] | None = None) -> FactorRegistry:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry.load()
-            factors.append(loaded() if callable(loaded) and not isinstance(loaded, Factor)
+            # A class (even one whose attributes satisfy the Protocol) or a factory is called;
+            # an instance is used as it is.
+            factors.append(loaded() if isinstance(loaded, type) or not isinstance(loaded, Factor)
                            else loaded)
         except Exception:  # a broken plugin must not take the IdP down
             logger.exception("factor plugin %s failed to load", entry.name)

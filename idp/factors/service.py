@@ -267,7 +267,31 @@ class MfaService:
     def pending_challenge(self, user: User, challenge_id: str) -> Started | None:
         """A challenge still waiting for an answer, to show again after a wrong one (without
         starting a new challenge, so no new code is sent)."""
-        parked = store.current.get(CHALLENGE_PREFIX + (challenge_id or "")[:64])
+        return self._pending(CHALLENGE_PREFIX, user, challenge_id)
+
+    def pending_enrollment(self, user: User, enrollment_id: str) -> Started | None:
+        """An enrollment still waiting for an answer, to show again after a wrong one (for
+        SMS/email: without sending another code)."""
+        return self._pending(ENROLL_PREFIX, user, enrollment_id)
+
+    def resend_challenge(self, user: User, challenge_id: str) -> Started:
+        """A new challenge (a new code) for the pending challenge's credential; the pending
+        one is discarded so only the newest code works (DESIGN §6). The failure count per user
+        and factor is kept: a new code does not reset it.
+
+        Raises FactorRejected when the challenge is gone, TooManyRequests while the factor is
+        throttled, FactorUnavailable from the factor (cooldown, send cap, delivery failed;
+        the pending challenge then stays usable).
+        """
+        parked = self._load(CHALLENGE_PREFIX, user, challenge_id)
+        credential = self.credential(user, parked["credential_id"])
+        Throttle(store.current).check(*_limits(user, credential.method))
+        started = self.begin_challenge(user, credential)
+        store.current.delete(CHALLENGE_PREFIX + challenge_id[:64])
+        return started
+
+    def _pending(self, prefix: str, user: User, started_id: str) -> Started | None:
+        parked = store.current.get(prefix + (started_id or "")[:64])
         if parked is None or parked["user_id"] != user.id:
             return None
         credential = self.credential(user, parked["credential_id"])
@@ -275,7 +299,7 @@ class MfaService:
         display = Display(title=shown["title"], instructions=shown["instructions"],
                           fields=tuple(InputField(**f) for f in shown["fields"]),
                           data=shown["data"])
-        return Started(challenge_id, credential, self.factor(credential.method),
+        return Started(started_id, credential, self.factor(credential.method),
                        Step(parked["state"], display), int(parked["expires_at"]))
 
     def _load(self, prefix: str, user: User, started_id: str) -> dict[str, Any]:

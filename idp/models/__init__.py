@@ -3,9 +3,11 @@
 from idp.models.audit import AuditEvent
 from idp.models.client import Client, Consent
 from idp.models.credential import Credential, RecoveryCode
+from idp.models.device import Device
 from idp.models.grant import AuthorizationCode, Token
 from idp.models.key import SigningKey
 from idp.models.user import User
 
-__all__ = ["AuditEvent", "AuthorizationCode", "Client", "Consent", "Credential", "RecoveryCode",
+__all__ = ["AuditEvent", "AuthorizationCode", "Client", "Consent", "Credential", "Device",
+           "RecoveryCode",
            "SigningKey", "Token", "User"]

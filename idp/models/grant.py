@@ -30,6 +30,7 @@ class AuthorizationCode(db.Model):
     auth_time: Mapped[int] = mapped_column(BigInteger)
     sid: Mapped[str | None] = mapped_column(String(64))
     claims: Mapped[dict | None] = mapped_column(JSONType)
+    acr_expiry: Mapped[dict | None] = mapped_column(JSONType)
     issued_at: Mapped[int] = mapped_column(BigInteger, default=now_ts)
     expires_at: Mapped[int] = mapped_column(BigInteger)
     # Set once, by a conditional UPDATE, when the code is redeemed; a second redemption
@@ -64,6 +65,9 @@ class Token(db.Model):
     sid: Mapped[str | None] = mapped_column(String(64))
     # The authorization request's ``claims`` parameter (OIDC Core §5.5), for UserInfo.
     claims: Mapped[dict | None] = mapped_column(JSONType)
+    # When each level of the original authentication stops holding: refresh never reports
+    # more than still holds (DESIGN §3).
+    acr_expiry: Mapped[dict | None] = mapped_column(JSONType)
     issued_at: Mapped[int] = mapped_column(BigInteger, default=now_ts)
     access_expires_at: Mapped[int] = mapped_column(BigInteger)
     refresh_expires_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, String
+from sqlalchemy import BigInteger, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.extensions import db
@@ -23,6 +23,10 @@ class User(db.Model):
     phone_number_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     password_hash: Mapped[str | None] = mapped_column(String(200))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Policy signals: the country of the previous sign-in, and sign-ins made without a
+    # second factor while enforcement is required (for grace_logins).
+    last_country: Mapped[str | None] = mapped_column(String(2))
+    logins_without_mfa: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[int] = mapped_column(BigInteger, default=now_ts)
     updated_at: Mapped[int] = mapped_column(BigInteger, default=now_ts, onupdate=now_ts)
 

@@ -14,13 +14,14 @@ import secrets
 import time
 from typing import Any
 
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant as _AuthorizationCodeGrant
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant as _ClientCredentialsGrant
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant as _RefreshTokenGrant
 from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from authlib.oidc.core.grants.code import OpenIDToken as _OpenIDToken
+from flask import current_app
 from sqlalchemy import select, update
 
 from idp.crypto import sha256_hex
@@ -157,6 +158,7 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
             code_challenge_method=data.get("code_challenge_method", "S256"),
             acr=principal.context.acr, amr=list(principal.context.amr),
             auth_time=principal.context.auth_time, sid=principal.context.sid,
+            acr_expiry=principal.context.acr_expires or None,
             claims=getattr(request, "requested_claims", None), issued_at=now,
             expires_at=now + settings().tokens.authorization_code_ttl,
         )
@@ -198,7 +200,8 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
         user = db.session.get(User, row.user_id)
         if user is None or user.disabled:
             return None
-        return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid),
+        return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid,
+                                           dict(row.acr_expiry or {})),
                          claims_request=row.claims)
 
     def save_token(self, token: dict[str, Any]) -> None:
@@ -243,8 +246,11 @@ class RefreshTokenGrant(_RefreshTokenGrant):
         user = db.session.get(User, row.user_id) if row.user_id else None
         if user is None or user.disabled:
             return None
-        return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid),
-                         claims_request=row.claims)
+        context = current_context(row, int(time.time()))
+        if context is None:
+            raise InvalidGrantError("The authentication behind this refresh token has expired: "
+                                    "sign in again.")
+        return Principal(user, context, claims_request=row.claims)
 
     def revoke_old_credential(self, refresh_token: tokens.IssuedToken) -> None:
         # Already marked rotated in authenticate_refresh_token (atomic claim).
@@ -257,6 +263,23 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             family_id=old.family_id, code_hash=old.code_hash,
             refresh_ttl=settings().tokens.refresh_token_ttl)
         db.session.commit()
+
+
+def current_context(row: Token, now: int) -> AuthContext | None:
+    """The token's authentication as it stands now: the acr falls back to the strongest level
+    that still holds (never above the original), ``mfa`` leaves amr with the second factor,
+    auth_time stays the original (OIDC Core §12.2). None when nothing holds any more."""
+    ladder = current_app.extensions["idp.ladder"]
+    expiry = dict(row.acr_expiry or {})
+    if row.acr is None or not expiry:
+        return AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid, expiry)
+    acr = ladder.still_holds(row.acr, expiry, now)
+    if acr is None:
+        return None
+    amr = tuple(row.amr or ())
+    if acr != row.acr and ladder.resolve(acr).min_factors < 2:
+        amr = tuple(v for v in amr if v != "mfa")
+    return AuthContext(acr, amr, row.auth_time, row.sid, expiry)
 
 
 class ClientCredentialsGrant(_ClientCredentialsGrant):

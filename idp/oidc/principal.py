@@ -7,7 +7,7 @@ reading the live session (DESIGN §4.6).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from idp.models import User
 
@@ -18,6 +18,8 @@ class AuthContext:
     amr: tuple[str, ...]
     auth_time: int | None
     sid: str | None
+    #: When each satisfied level stops holding (``Assurance.expires``), for refresh.
+    acr_expires: dict[str, int] = field(default_factory=dict)
 
 
 class Principal:

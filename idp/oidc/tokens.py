@@ -82,6 +82,7 @@ def persist_token(token: dict[str, Any], *, client_id: str, principal: Principal
         scope=token.get("scope") or "", family_id=family_id or secrets.token_hex(16),
         code_hash=code_hash, refresh_token_hash=sha256_hex(refresh) if refresh else None,
         claims=principal.claims_request if principal else None,
+        acr_expiry=(ctx.acr_expires or None) if ctx else None,
         acr=ctx.acr if ctx else None, amr=list(ctx.amr) if ctx else [],
         auth_time=ctx.auth_time if ctx else None, sid=ctx.sid if ctx else None,
         issued_at=int(claims["iat"]), access_expires_at=int(claims["exp"]),

@@ -7,18 +7,27 @@ interaction and sends the browser back to ``/authorize/resume/<uid>``.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 
 from idp import audit, sessions
 from idp.authorize import interactions
 from idp.authorize.consent import grant_consent
-from idp.authorize.login import LoginFailed, authenticate_password, login_limits
+from idp.authorize.login import (
+    LoginFailed,
+    PrimaryLogin,
+    authenticate_password,
+    login_limits,
+)
 from idp.errors import InvalidRequest, TooManyRequests
-from idp.extensions import db
+from idp.extensions import db, settings
+from idp.factors.service import MfaService
 from idp.models import Client, User
 from idp.oidc.authorization import AuthorizationError
 from idp.oidc.claims import SCOPE_CLAIMS
+from idp.policy.signals import DEVICE_COOKIE, DEVICE_COOKIE_DAYS, observe_login
+from idp.views.security import allow_form_action
 
 bp = Blueprint("interaction", __name__, url_prefix="/interaction")
 
@@ -26,10 +35,23 @@ MAX_USERNAME_LENGTH = 254
 
 
 def _load(uid: str) -> dict:
-    return interactions.load(uid, request.cookies.get(interactions.COOKIE_NAME))
+    record = interactions.load(uid, request.cookies.get(interactions.COOKIE_NAME))
+    # The page's forms end in a redirect to the client (security.allow_form_action).
+    allow_form_action(record.get("params", {}).get("redirect_uri", ""))
+    return record
 
 
-def _client(record: dict) -> Client:
+@dataclass(frozen=True)
+class OwnPages:
+    """Stands in for the client when the IdP's own account pages asked for the sign-in."""
+
+    name: str
+    client_id: None = None
+
+
+def _client(record: dict) -> Client | OwnPages:
+    if record.get("kind") == interactions.ACCOUNT:
+        return OwnPages(settings().branding.product_name)
     client = db.session.get(Client, record["client_id"])
     if client is None:
         raise InvalidRequest("The application is no longer registered.")
@@ -37,7 +59,10 @@ def _client(record: dict) -> Client:
 
 
 def _resume(uid: str) -> Response:
-    return redirect(url_for("oidc.resume", uid=uid), code=303)
+    """Back to whoever asked: the authorization endpoint, or the account pages."""
+    record = _load(uid)
+    endpoint = "account.resume" if record.get("kind") == interactions.ACCOUNT else "oidc.resume"
+    return redirect(url_for(endpoint, uid=uid), code=303)
 
 
 @bp.get("/<uid>")
@@ -74,10 +99,26 @@ def login(uid: str) -> Response | tuple[str, int]:
     except LoginFailed as exc:
         return render_template("login.html", uid=uid, client=client, username=username,
                                error=str(exc)), 401
-    sessions.record_login(session, login.user.id, login.event)  # type: ignore[arg-type]
+    return finish_primary_login(uid, record, login)
+
+
+def finish_primary_login(uid: str, record: dict, login: PrimaryLogin) -> Response:
+    """Every primary sign-in ends here: session, policy signals, device cookie, resume."""
+    user = login.user
+    sessions.record_login(session, user.id, login.event)  # type: ignore[arg-type]
+    signals, device_cookie = observe_login(user, request, login.recent_failures)
+    session["signals"] = signals
+    if settings().policy.enforcement == "required" and not MfaService().credentials(user):
+        user.logins_without_mfa = (user.logins_without_mfa or 0) + 1
+    db.session.commit()
     record["result"]["login"] = login.event.at
     interactions.save(record)
-    return _resume(uid)
+    response = _resume(uid)
+    if device_cookie:
+        response.set_cookie(DEVICE_COOKIE, device_cookie, httponly=True, samesite="Lax",
+                            secure=settings().secure_cookies, path="/",
+                            max_age=DEVICE_COOKIE_DAYS * 86400)
+    return response
 
 
 @bp.post("/<uid>/consent")
@@ -108,6 +149,8 @@ def _deny(record: dict, description: str) -> Response:
     """Back to the client with access_denied (RFC 6749 §4.1.2.1)."""
     params = record["params"]
     interactions.finish(record["uid"])
+    if record.get("kind") == interactions.ACCOUNT:
+        return redirect(url_for("pages.home"), code=303)
     raise AuthorizationError("access_denied", description, redirect_uri=params["redirect_uri"],
                              state=params.get("state"),
                              response_mode=params.get("response_mode") or "query")

@@ -88,14 +88,17 @@ def mfa_picker(uid: str) -> Response | tuple[str, int] | str:
     if not options:
         return redirect(url_for("interaction.enroll_picker", uid=uid), code=303)
     if len(options) == 1 and request.args.get("choose") != "1":
-        started = MfaService().begin_challenge(user, options[0])
+        try:
+            started = MfaService().begin_challenge(user, options[0])
+        except FactorUnavailable as exc:
+            return _picker_unavailable(uid, record, user, exc)
         return _render_challenge(uid, started)
     return render_template("mfa_picker.html", uid=uid, client=_client(record), options=options,
                            factors=MfaService().factors)
 
 
 @bp.post("/<uid>/mfa/start")
-def mfa_start(uid: str) -> tuple[str, int] | str:
+def mfa_start(uid: str) -> Response | tuple[str, int] | str:
     record = _load(uid)
     user = _user()
     service = MfaService()
@@ -105,9 +108,7 @@ def mfa_start(uid: str) -> tuple[str, int] | str:
     try:
         started = service.begin_challenge(user, credential)
     except FactorUnavailable as exc:
-        return render_template("mfa_picker.html", uid=uid, client=_client(record),
-                               options=_options(record, user), factors=service.factors,
-                               error=exc.message), 503
+        return _picker_unavailable(uid, record, user, exc)
     return _render_challenge(uid, started)
 
 
@@ -154,7 +155,7 @@ def enroll_picker(uid: str) -> str:
 
 
 @bp.post("/<uid>/enroll/start")
-def enroll_start(uid: str) -> tuple[str, int]:
+def enroll_start(uid: str) -> Response | tuple[str, int]:
     record = _load(uid)
     user = _user()
     method = request.form.get("method", "")
@@ -162,7 +163,12 @@ def enroll_start(uid: str) -> tuple[str, int]:
         raise InvalidRequest("That factor cannot be set up here.")
     try:
         started = MfaService().begin_enrollment(user, method, request.form)
-    except (FactorUnavailable, FactorRejected) as exc:
+    except FactorUnavailable as exc:
+        return _unavailable(render_template("enroll_picker.html", uid=uid,
+                                            client=_client(record),
+                                            factors=_enrollable(record, user),
+                                            error=exc.message), exc)
+    except FactorRejected as exc:
         return render_template("enroll_picker.html", uid=uid, client=_client(record),
                                factors=_enrollable(record, user), error=exc.message), 400
     return _render_enroll(uid, started)
@@ -177,6 +183,9 @@ def enroll_verify(uid: str) -> Response | tuple[str, int]:
     try:
         proven = service.finish_enrollment(user, enrollment_id, request.form)
     except FactorRejected as exc:
+        pending = service.pending_enrollment(user, enrollment_id)
+        if pending is not None:
+            return _render_enroll(uid, pending, error=exc.message, status=400)
         return render_template("enroll_picker.html", uid=uid, client=_client(record),
                                factors=_enrollable(record, user), error=exc.message), 400
     _record_proof(record, proven.event)
@@ -191,3 +200,48 @@ def enroll_verify(uid: str) -> Response | tuple[str, int]:
 def enroll_done(uid: str) -> Response:
     _load(uid)
     return _resume(uid)
+
+
+# -- factors that cannot be used right now; one-time codes (SMS, email) ---------------------
+
+def _unavailable(body: str, exc: FactorUnavailable) -> Response:
+    """DESIGN §7: a cooldown or send cap answers 429 with Retry-After (distinct from a wrong
+    code); a delivery failure answers 503. Either way the page says why."""
+    response = Response(body, status=429 if exc.retry_after else 503, mimetype="text/html")
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _picker_unavailable(uid: str, record: dict, user: User, exc: FactorUnavailable) -> Response:
+    """The picker with why the chosen factor cannot be used, so the user picks another."""
+    return _unavailable(render_template(
+        "mfa_picker.html", uid=uid, client=_client(record), options=_options(record, user),
+        factors=MfaService().factors, error=exc.message), exc)
+
+
+@bp.post("/<uid>/mfa/resend")
+def mfa_resend(uid: str) -> Response | tuple[str, int]:
+    """The "send a new code" button of a code challenge: a new challenge for the same
+    credential (DESIGN §6). During the cooldown the same challenge is shown again with the
+    wait (429, Retry-After) and its code keeps working; a delivery failure shows the picker
+    (503); a challenge that is gone shows the picker (400)."""
+    record = _load(uid)
+    user = _user()
+    service = MfaService()
+    challenge_id = request.form.get("challenge_id", "")
+    pending = service.pending_challenge(user, challenge_id)
+    if pending is None or pending.credential.id not in {c.id for c in _options(record, user)}:
+        return _retry_challenge(uid, record, user, service, "", RESEND_EXPIRED)
+    try:
+        started = service.resend_challenge(user, challenge_id)
+    except FactorRejected as exc:
+        return _retry_challenge(uid, record, user, service, "", exc.message)
+    except FactorUnavailable as exc:
+        if exc.retry_after:
+            return _unavailable(_render_challenge(uid, pending, error=exc.message)[0], exc)
+        return _picker_unavailable(uid, record, user, exc)
+    return _render_challenge(uid, started)
+
+
+RESEND_EXPIRED = "This step expired. Choose a method to start again."

@@ -16,7 +16,7 @@ from flask import (
     url_for,
 )
 
-from idp import authorize, oidc
+from idp import audit, authorize, oidc
 from idp.authorize import interactions
 from idp.authorize.context import AuthorizeContext
 from idp.errors import InvalidClient, InvalidRequest
@@ -81,6 +81,11 @@ def _continue(auth_request: AuthorizationRequest, grant: object,
         if record is not None:
             interactions.finish(record["uid"])
         return deliver(auth_request.redirect_uri, outcome.params, auth_request.response_mode)
+    if outcome.prompt == "mfa":
+        audit.record("user.step_up_required", user_id=ctx.user.id if ctx.user else None,
+                     client_id=auth_request.client.client_id,
+                     required_acr=outcome.details.get("acr"),
+                     trace=outcome.details.get("trace", []))
     if record is None:
         record = interactions.create(auth_request.params, auth_request.client.client_id,
                                      outcome.prompt, outcome.reasons, outcome.details)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import secrets
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import Flask, Response, g, request
 
@@ -29,6 +29,22 @@ def _check_encoded(raw: bytes) -> None:
             raise InvalidRequest("Parameters must not contain NUL characters.")
 
 
+def allow_form_action(url: str) -> None:
+    """Let this page's forms lead to ``url``'s origin as well: a form POST on a hosted page
+    ends in a redirect to the client's redirect URI, and browsers enforce ``form-action`` on
+    every redirect of the navigation a form started (CSP Level 3 §6.4.1)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        g.setdefault("form_action_origins", set()).add(f"{parts.scheme}://{parts.netloc}")
+
+
+def _csp() -> str:
+    extra = sorted(g.get("form_action_origins", ()))
+    if not extra:
+        return DEFAULT_CSP
+    return DEFAULT_CSP.replace("form-action 'self'", " ".join(["form-action 'self'", *extra]))
+
+
 def register(app: Flask) -> None:
     @app.before_request
     def validate_parameters() -> None:
@@ -39,7 +55,7 @@ def register(app: Flask) -> None:
 
     @app.after_request
     def harden(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
+        response.headers.setdefault("Content-Security-Policy", _csp())
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         # same-origin: our own form posts carry a Referer (Flask-WTF checks it on https,

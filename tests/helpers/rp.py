@@ -82,6 +82,16 @@ class Browser:
         return self.post(action, {**fields, "decision": decision})
 
 
+def choose_factor(browser: Browser, picker: requests.Response, method: str) -> requests.Response:
+    """On the factor picker, start the challenge of the first option of ``method``."""
+    assert page_name(picker.text) == "mfa-picker", picker.text[:300]
+    forms = re.findall(r'<form method="post" action="([^"]+)">(.*?)</form>', picker.text, re.S)
+    for action, body in forms:
+        if f'data-factor="{method}"' in body:
+            return browser.post(action, hidden_inputs(body))
+    raise AssertionError(f"no {method} option on the picker")
+
+
 @dataclass
 class Callback:
     """What arrived at the client's redirect URI."""

@@ -184,7 +184,9 @@ def test_evaluate(events: list[AuthEvent], last_active: int | None, email_counts
     result = ladder(email_counts).evaluate(events, NOW, last_active=last_active)
 
     assert result == Assurance(expected.acr, expected.amr, expected.auth_time,
-                               expected.satisfied)
+                               expected.satisfied, result.expires)
+    assert set(result.expires) == set(expected.satisfied)
+    assert all(expiry > NOW for expiry in result.expires.values())
 
 
 # -- satisfies -------------------------------------------------------------------------------

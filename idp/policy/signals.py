@@ -1,0 +1,110 @@
+"""Signals the adaptive rules look at, observed at primary sign-in and kept in the session.
+
+- ``new_device``: the browser's signed ``idp_device`` cookie (a random id) has not signed in
+  as this user before (``devices`` table).
+- ``country`` / ``previous_country``: from a header set by a trusted proxy (e.g.
+  ``CF-IPCountry``), honoured only when the request comes from ``policy.trusted_proxies``.
+- ``recent_failures``: failed password attempts on the account just before this sign-in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+import secrets
+import time
+from dataclasses import asdict
+from typing import Any
+
+from flask import Request, current_app
+from sqlalchemy import select
+
+from idp.crypto import derive_key
+from idp.extensions import db, settings
+from idp.models import Device, User
+from idp.policy.rules import Signals
+
+DEVICE_COOKIE = "idp_device"
+DEVICE_COOKIE_DAYS = 400  # the longest lifetime browsers honour (RFC 6265bis §5.5)
+COOKIE_PURPOSE = "device-cookie"
+COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")
+
+
+def _mac(device_id: str) -> str:
+    key = derive_key(current_app.config["SECRET_KEY"], COOKIE_PURPOSE)
+    return hmac.new(key, device_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def device_id_from(request: Request) -> str | None:
+    """The device id of a correctly signed cookie, else None."""
+    raw = request.cookies.get(DEVICE_COOKIE, "")
+    device_id, _, mac = raw.partition(".")
+    if not device_id or len(device_id) > 64 or not hmac.compare_digest(mac, _mac(device_id)):
+        return None
+    return device_id
+
+
+def new_device_cookie() -> tuple[str, str]:
+    device_id = secrets.token_urlsafe(24)
+    return device_id, f"{device_id}.{_mac(device_id)}"
+
+
+def country_of(request: Request) -> str | None:
+    header = settings().policy.country_header
+    if not header or not request.remote_addr:
+        return None
+    try:
+        peer = ipaddress.ip_address(request.remote_addr)
+    except ValueError:
+        return None
+    trusted = [ipaddress.ip_network(n, strict=False) for n in settings().policy.trusted_proxies]
+    if not any(peer in network for network in trusted):
+        return None
+    value = request.headers.get(header, "").strip().upper()
+    return value if COUNTRY_PATTERN.match(value) else None
+
+
+def observe_login(user: User, request: Request, recent_failures: int) -> tuple[dict[str, Any],
+                                                                               str | None]:
+    """Signals of this sign-in, and a device cookie value to set when the browser has none.
+
+    Records the device and the country for the next sign-in (not committed).
+    """
+    now = int(time.time())
+    device_id = device_id_from(request)
+    cookie = None
+    if device_id is None:
+        device_id, cookie = new_device_cookie()
+    device = db.session.scalar(select(Device).where(Device.user_id == user.id,
+                                                    Device.device_id == device_id))
+    new_device = device is None
+    if device is None:
+        device = Device(user_id=user.id, device_id=device_id, created_at=now,
+                        label=(request.user_agent.string or "")[:200] or None)
+        db.session.add(device)
+    device.last_seen_at = now
+    country = country_of(request)
+    previous = user.last_country
+    if country:
+        user.last_country = country
+    signals = {"new_device": new_device, "country": country, "previous_country": previous,
+               "recent_failures": recent_failures, "device_id": device_id}
+    return signals, cookie
+
+
+def signals_for(user: User | None, session_signals: dict[str, Any] | None, client_id: str | None,
+                ip: str | None, has_factors: bool) -> Signals:
+    data = session_signals or {}
+    return Signals(
+        client_id=client_id, ip=ip, new_device=bool(data.get("new_device")),
+        country=data.get("country"), previous_country=data.get("previous_country"),
+        recent_failures=int(data.get("recent_failures", 0)),
+        user_created_at=user.created_at if user else None, user_has_factors=has_factors,
+        logins_without_mfa=user.logins_without_mfa if user else 0,
+    )
+
+
+def as_dict(signals: Signals) -> dict[str, Any]:
+    return asdict(signals)
