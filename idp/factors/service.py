@@ -8,6 +8,7 @@ failures are throttled per user and factor and per IP (NIST SP 800-63B-4 §3.2.2
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -258,10 +259,12 @@ class MfaService:
         ttl = settings().mfa.challenge_ttl
         started_id = secrets.token_urlsafe(24)
         expires_at = int(time.time()) + ttl
+        # The display may hold a secret (a TOTP seed during enrollment): sealed at rest.
+        sealed = factor_env().secrets.encrypt(
+            json.dumps(dataclasses.asdict(step.display)).encode())
         store.current.put(prefix + started_id, {
             "user_id": user.id, "credential_id": credential.id, "state": step.state,
-            "display": dataclasses.asdict(step.display), "attempts": 0,
-            "expires_at": expires_at}, ttl)
+            "display": sealed, "attempts": 0, "expires_at": expires_at}, ttl)
         return Started(started_id, credential, factor, step, expires_at)
 
     def pending_challenge(self, user: User, challenge_id: str) -> Started | None:
@@ -295,7 +298,7 @@ class MfaService:
         if parked is None or parked["user_id"] != user.id:
             return None
         credential = self.credential(user, parked["credential_id"])
-        shown = parked["display"]
+        shown = json.loads(factor_env().secrets.decrypt(parked["display"]))
         display = Display(title=shown["title"], instructions=shown["instructions"],
                           fields=tuple(InputField(**f) for f in shown["fields"]),
                           data=shown["data"])

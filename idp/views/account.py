@@ -28,7 +28,8 @@ from idp.errors import AccessDenied, InvalidRequest
 from idp.extensions import db, settings
 from idp.factors.base import FactorRejected, FactorUnavailable
 from idp.factors.service import MfaService, Started
-from idp.models import User
+from idp.models import Device, User
+from idp.policy import devices
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -127,7 +128,7 @@ def _page(user: User, error: str | None = None, notice: str | None = None,
                if f.method != "recovery_code" and f.available_for(user)]
     return render_template(
         "account_security.html", user=user, credentials=credentials, factors=service.factors,
-        addable=addable, recovery_left=left,
+        addable=addable, recovery_left=left, devices=devices.remembered(user),
         recovery_low=bool(credentials) and left <= LOW_REMAINING, error=error,
         notice=notice), status
 
@@ -221,4 +222,15 @@ def remove(credential_id: str) -> Any:
         for leftover in service.credentials(user):
             service.remove(user, leftover, actor=user.id)
     sessions.rotate(session)  # type: ignore[arg-type]
+    return redirect(url_for("account.security"), code=303)
+
+
+@bp.post("/security/devices/<device_id>/forget")
+def forget_device(device_id: str) -> Any:
+    """Stop remembering a device: its next sign-in asks for the second factor again."""
+    user = _fresh_user()
+    device = db.session.get(Device, device_id)
+    if device is None or device.user_id != user.id:
+        raise InvalidRequest("No such device.")
+    devices.forget(device, actor=user.id)
     return redirect(url_for("account.security"), code=303)

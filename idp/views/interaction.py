@@ -26,6 +26,7 @@ from idp.factors.service import MfaService
 from idp.models import Client, User
 from idp.oidc.authorization import AuthorizationError
 from idp.oidc.claims import SCOPE_CLAIMS
+from idp.policy import devices
 from idp.policy.signals import DEVICE_COOKIE, DEVICE_COOKIE_DAYS, observe_login
 from idp.views.security import allow_form_action
 
@@ -108,6 +109,9 @@ def finish_primary_login(uid: str, record: dict, login: PrimaryLogin) -> Respons
     sessions.record_login(session, user.id, login.event)  # type: ignore[arg-type]
     signals, device_cookie = observe_login(user, request, login.recent_failures)
     session["signals"] = signals
+    stand_in = devices.remembered_event(user, signals["device_id"], login.event.at)
+    if stand_in is not None:
+        sessions.record_event(session, stand_in)  # type: ignore[arg-type]
     if settings().policy.enforcement == "required" and not MfaService().credentials(user):
         user.logins_without_mfa = (user.logins_without_mfa or 0) + 1
     db.session.commit()

@@ -13,10 +13,11 @@ from flask import Response, current_app, redirect, render_template, request, ses
 from idp import sessions
 from idp.authorize import interactions
 from idp.errors import InvalidRequest
-from idp.extensions import db
+from idp.extensions import db, settings
 from idp.factors.base import FactorRejected, FactorUnavailable
 from idp.factors.service import MfaService, Started
 from idp.models import Credential, User
+from idp.policy import devices
 from idp.views.interaction import _client, _load, _resume, bp
 
 GENERIC_CHALLENGE = "factor_challenge.html"
@@ -67,6 +68,7 @@ def _render_challenge(uid: str, started: Started, error: str | None = None,
     template = (factor.templates or {}).get("challenge", GENERIC_CHALLENGE)
     return render_template(template, uid=uid, started=started, display=started.step.display,
                            method=factor.method, error=error,
+                           remember_days=settings().policy.remember_device_days,
                            action=url_for("interaction.mfa_verify", uid=uid)), status
 
 
@@ -124,6 +126,9 @@ def mfa_verify(uid: str) -> Response | tuple[str, int]:
     except FactorRejected as exc:
         return _retry_challenge(uid, record, user, service, challenge_id, exc.message)
     _record_proof(record, proven.event)
+    if request.form.get("remember_device") and settings().policy.remember_device_days > 0:
+        devices.remember(user, (session.get("signals") or {}).get("device_id"),
+                         settings().policy.remember_device_days, client_id)
     return _resume(uid)
 
 

@@ -17,6 +17,7 @@ from idp.errors import InvalidRequest
 from idp.extensions import csrf, db, settings, store
 from idp.models import Client
 from idp.oidc.id_tokens import InvalidIdTokenHint, audiences, read_id_token_hint
+from idp.views.security import allow_form_action
 
 bp = Blueprint("logout", __name__)
 
@@ -78,6 +79,9 @@ def end_session() -> Response:
         return _finish(resolved["target"], resolved["state"], resolved["client_id"])
     token = secrets.token_urlsafe(24)
     store.current.put(PENDING_PREFIX + token, resolved, PENDING_TTL)
+    if resolved["target"]:
+        # Confirming ends in a redirect to the client: browsers check form-action on it.
+        allow_form_action(resolved["target"])
     return Response(render_template("logout.html", token=token,
                                     signed_in=sessions.signed_in_user_id(session) is not None),
                     mimetype="text/html")

@@ -85,15 +85,18 @@ class CallbackCatcher:
         while not self.urls and waited < timeout_ms:
             page.wait_for_timeout(100)  # keeps Playwright's event loop turning
             waited += 100
-        assert self.urls, f"the relying party's redirect URI was never reached ({page.url})"
+        if not self.urls:
+            alerts = [t for t in page.locator("[role=alert]").all_inner_texts() if t.strip()]
+            raise AssertionError(f"the relying party's redirect URI was never reached; the "
+                                 f"browser is at {page.url}, showing {alerts}")
         query = parse_qs(urlsplit(self.urls.pop(0)).query)
         self.urls.clear()
         return {k: v[0] for k, v in query.items()}
 
 
 def assert_page_contract(page: Any) -> None:
-    """DESIGN §7: POST forms with a CSRF field; every visible input labelled, with an
-    ``autocomplete`` token; ``<main data-page>`` present."""
+    """DESIGN §7: POST forms with a CSRF field; every visible input labelled, text-like ones
+    with an ``autocomplete`` token; ``<main data-page>`` present."""
     assert page.locator("main[data-page]").count() == 1
     problems = page.evaluate("""() => {
         const problems = [];
@@ -107,7 +110,8 @@ def assert_page_contract(page: Any) -> None:
         for (const input of document.querySelectorAll("input:not([type=hidden])")) {
             if (!input.id || !document.querySelector('label[for="' + input.id + '"]'))
                 problems.push("input without label: " + input.name);
-            if (!input.getAttribute("autocomplete"))
+            const choice = ["checkbox", "radio", "submit", "button"].includes(input.type);
+            if (!choice && !input.getAttribute("autocomplete"))
                 problems.push("input without autocomplete: " + input.name);
         }
         return problems;
