@@ -27,7 +27,14 @@ from typing import Any
 
 from idp.crypto import derive_key
 from idp.delivery import DeliveryFailed
-from idp.factors.base import FactorEnv, FactorRejected, FactorUnavailable, InputField
+from idp.factors.base import (
+    Display,
+    FactorEnv,
+    FactorRejected,
+    FactorUnavailable,
+    InputField,
+    Step,
+)
 
 CODE_DIGITS = 6
 NONCE_BYTES = 16
@@ -118,3 +125,14 @@ def check_code(env: FactorEnv, state: Mapping[str, Any], response: Mapping[str, 
         raise FactorRejected("expired_code", "This code has expired. Ask for a new one.")
     if not matches:
         raise FactorRejected("invalid_code", "That code is not right. Try again.")
+
+
+def code_challenge(env: FactorEnv, user_id: str, method: str, channel: str, recipient: str,
+                   shown_as: str, title: str, delivery_failed: str) -> Step:
+    """Send a code to ``recipient`` and describe the page that asks for it."""
+    state = send_code(env, user_id, method, channel, recipient, delivery_failed)
+    return Step(state=state, display=Display(
+        title=title,
+        instructions=f"We sent a {CODE_DIGITS}-digit code to {shown_as}. It expires in "
+                     f"{lifetime_text(int(env.settings.mfa.code_ttl))}.",
+        fields=(CODE_FIELD,), data={"sent_to": shown_as, "resend": True}))

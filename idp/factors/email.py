@@ -86,12 +86,8 @@ class EmailFactor:
                 or address.casefold() != str(enrolled).casefold():
             raise FactorUnavailable("Your email address changed since you set up email codes. "
                                     "Choose another method.")
-        state = codes.send_code(env, user.id, self.method, "email", address, DELIVERY_FAILED)
-        return Step(state=state, display=Display(
-            title="Enter the code we emailed you",
-            instructions=f"We sent a {codes.CODE_DIGITS}-digit code to {mask(address)}. It "
-                         f"expires in {codes.lifetime_text(int(env.settings.mfa.code_ttl))}.",
-            fields=(codes.CODE_FIELD,), data={"sent_to": mask(address), "resend": True}))
+        return codes.code_challenge(env, user.id, self.method, "email", address, mask(address),
+                                    "Enter the code we emailed you", DELIVERY_FAILED)
 
     def verify(self, env: FactorEnv, user: User, credential: Credential,
                state: Mapping[str, Any], response: Mapping[str, str]) -> AuthEvent:

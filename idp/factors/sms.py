@@ -92,12 +92,8 @@ class SmsFactor:
         phone = (credential.data or {}).get("phone")
         if not credential.verified or not phone or normalise_phone(phone) != phone:
             raise FactorUnavailable("This phone number is not verified. Choose another method.")
-        state = codes.send_code(env, user.id, self.method, "sms", phone, DELIVERY_FAILED)
-        return Step(state=state, display=Display(
-            title="Enter the code we texted you",
-            instructions=f"We sent a {codes.CODE_DIGITS}-digit code to {mask(phone)}. It "
-                         f"expires in {codes.lifetime_text(int(env.settings.mfa.code_ttl))}.",
-            fields=(codes.CODE_FIELD,), data={"sent_to": mask(phone), "resend": True}))
+        return codes.code_challenge(env, user.id, self.method, "sms", phone, mask(phone),
+                                    "Enter the code we texted you", DELIVERY_FAILED)
 
     def verify(self, env: FactorEnv, user: User, credential: Credential,
                state: Mapping[str, Any], response: Mapping[str, str]) -> AuthEvent:
