@@ -17,7 +17,7 @@ from idp.authorize.prompts import POLICY
 from idp.extensions import db, settings
 from idp.factors.password import password_event
 from idp.factors.service import MfaService
-from idp.models import Credential, User
+from idp.models import User
 from idp.oidc import keyring
 from idp.oidc.id_tokens import InvalidIdTokenHint, audiences, read_id_token_hint
 from idp.policy.rules import Decision, decide
@@ -128,17 +128,10 @@ def reachable_levels(ctx: AuthorizeContext, events: list[AuthEvent],
     ``enrolling``, one newly enrolled allowed factor)."""
     assert ctx.user is not None
     service = mfa()
-    base = [*events, *service.expected_events(ctx.user, ctx.now)]
     if not enrolling:
-        return ctx.ladder.evaluate(base, ctx.now).satisfied
-    reachable: set[str] = set()
-    for factor in service.factors:
-        if not factor.available_for(ctx.user) or factor.method == "recovery_code":
-            continue
-        candidate = factor.expected_event(Credential(id="new", method=factor.method, data={},
-                                                     counter=0), ctx.now)
-        reachable |= ctx.ladder.evaluate([*base, candidate], ctx.now).satisfied
-    return frozenset(reachable)
+        return service.reachable(ctx.ladder, ctx.user, events, ctx.now)
+    by_factor = service.levels_by_enrolling(ctx.ladder, ctx.user, events, ctx.now)
+    return frozenset().union(*by_factor.values())
 
 
 def mfa() -> MfaService:

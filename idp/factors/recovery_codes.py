@@ -61,6 +61,9 @@ def remaining(user_id: str) -> int:
 
 
 class RecoveryCodeFactor:
+    #: A backup factor: issued after the first real factor, not enrolled on its own, and
+    #: meaningless once no real factor is left (MfaService.offer_backup / remove).
+    backup = True
     method = "recovery_code"
     label = "Recovery code"
     amr = ("lookup",)

@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app, request
 from sqlalchemy import select, update
 
-from idp import audit
+from idp import audit, metrics
 from idp.assurance import AuthEvent, Ladder
 from idp.crypto import SecretBox
 from idp.errors import NotFound, TooManyRequests
@@ -162,6 +162,47 @@ class MfaService:
                 useful.append(credential)
         return useful
 
+    # -- backup factors (recovery codes) and what can be enrolled ------------------------------
+
+    def is_backup(self, method: str) -> bool:
+        return bool(getattr(self.factors.get(method), "backup", False))
+
+    def enrollable(self, user: User) -> list[Factor]:
+        """Factors the user can set up directly (not backup factors), most secure first."""
+        return [f for f in self.factors
+                if not getattr(f, "backup", False) and f.available_for(user)]
+
+    def real_credentials(self, user: User) -> list[Credential]:
+        """Verified credentials that are not backup factors."""
+        return [c for c in self.credentials(user) if not self.is_backup(c.method)]
+
+    def levels_by_enrolling(self, ladder: Ladder, user: User, events: list[AuthEvent],
+                            now: int) -> dict[str, frozenset[str]]:
+        """For each enrollable factor: the levels the user would reach by adding it now."""
+        base = [*events, *self.expected_events(user, now)]
+        reached = {}
+        for factor in self.enrollable(user):
+            candidate = factor.expected_event(
+                Credential(id="new", method=factor.method, data={}, counter=0), now)
+            reached[factor.method] = ladder.evaluate([*base, candidate], now).satisfied
+        return reached
+
+    def offer_backup(self, user: User) -> Started | None:
+        """After a real factor is set up: issue backup codes if the user has none yet."""
+        backup = next((f for f in self.factors if getattr(f, "backup", False)), None)
+        if backup is None or any(self.is_backup(c.method) for c in self.credentials(user)):
+            return None
+        return self.begin_enrollment(user, backup.method, {})
+
+    def regenerate_backup(self, user: User) -> Started:
+        """Replace the backup codes (the caller made sure of a fresh second factor)."""
+        backup = next((f for f in self.factors if getattr(f, "backup", False)), None)
+        if backup is None or not self.real_credentials(user):
+            raise FactorUnavailable("Set up another factor first.")
+        started = self.begin_enrollment(user, backup.method, {})
+        audit.record("mfa.backup_codes_regenerated", user_id=user.id)
+        return started
+
     # -- enrollment --------------------------------------------------------------------------
 
     def begin_enrollment(self, user: User, method: str, params: Mapping[str, str],
@@ -174,7 +215,7 @@ class MfaService:
                 Credential.user_id == user.id, Credential.method == method,
                 Credential.status == "unverified")):
             db.session.delete(stale)
-        if method == "recovery_code":
+        if self.is_backup(method):  # a new set replaces the old one
             for old in db.session.scalars(select(Credential).where(
                     Credential.user_id == user.id, Credential.method == method)):
                 db.session.delete(old)
@@ -230,6 +271,7 @@ class MfaService:
             raise NotFound("That factor is not set up yet.")
         factor = self.factor(credential.method)
         step = factor.begin_challenge(factor_env(), user, credential)
+        metrics.mfa_challenge_started(credential.method)
         return self._park(CHALLENGE_PREFIX, user, credential, factor, step)
 
     def verify_challenge(self, user: User, challenge_id: str, response: Mapping[str, str],
@@ -342,6 +384,14 @@ class MfaService:
         return Proven(credential, event)
 
     def remove(self, user: User, credential: Credential, actor: str | None = None) -> None:
+        """Unenroll; when the last real factor goes, backup codes go too (nothing left to
+        recover)."""
+        self._delete(user, credential, actor)
+        if not self.is_backup(credential.method) and not self.real_credentials(user):
+            for leftover in self.credentials(user, verified_only=False):
+                self._delete(user, leftover, actor)
+
+    def _delete(self, user: User, credential: Credential, actor: str | None) -> None:
         if credential.method == "recovery_code":
             from idp.models import RecoveryCode
 

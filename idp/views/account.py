@@ -21,7 +21,7 @@ from flask import (
     url_for,
 )
 
-from idp import audit, sessions
+from idp import sessions
 from idp.assurance import Ladder
 from idp.authorize import interactions
 from idp.errors import AccessDenied, InvalidRequest
@@ -124,8 +124,7 @@ def _page(user: User, error: str | None = None, notice: str | None = None,
     from idp.factors.recovery_codes import LOW_REMAINING, remaining
 
     left = remaining(user.id)
-    addable = [f for f in service.factors
-               if f.method != "recovery_code" and f.available_for(user)]
+    addable = service.enrollable(user)
     return render_template(
         "account_security.html", user=user, credentials=credentials, factors=service.factors,
         addable=addable, recovery_left=left, devices=devices.remembered(user),
@@ -147,7 +146,7 @@ def enroll_start() -> Any:
     user = _fresh_user()
     method = request.form.get("method", "")
     service = MfaService()
-    if method == "recovery_code" or service.factors.get(method) is None:
+    if method not in {f.method for f in service.enrollable(user)}:
         raise InvalidRequest("Unknown factor.")
     try:
         started = service.begin_enrollment(user, method, request.form)
@@ -166,9 +165,9 @@ def enroll_verify() -> Any:
     except FactorRejected as exc:
         return _page(user, error=exc.message, status=400)
     sessions.record_event(session, proven.event)  # type: ignore[arg-type]
-    has_codes = any(c.method == "recovery_code" for c in service.credentials(user))
-    if "recovery_code" in service.factors and not has_codes:
-        return _render_enroll(service.begin_enrollment(user, "recovery_code", {}))
+    backup = service.offer_backup(user)
+    if backup is not None:
+        return _render_enroll(backup)
     return redirect(url_for("account.security"), code=303)
 
 
@@ -181,11 +180,10 @@ def security_done() -> Response:
 def regenerate_recovery_codes() -> Any:
     """New codes replace all old ones; needs the fresh second factor the page requires."""
     user = _fresh_user()
-    service = MfaService()
-    if not any(c.method != "recovery_code" for c in service.credentials(user)):
-        return _page(user, error="Set up another factor first.", status=400)
-    started = service.begin_enrollment(user, "recovery_code", {})
-    audit.record("mfa.backup_codes_regenerated", user_id=user.id)
+    try:
+        started = MfaService().regenerate_backup(user)
+    except FactorUnavailable as exc:
+        return _page(user, error=exc.message, status=400)
     return _render_enroll(started)
 
 
@@ -210,17 +208,12 @@ def remove(credential_id: str) -> Any:
     user = _fresh_user()
     service = MfaService()
     credential = service.credential(user, credential_id)
-    others = [c for c in service.credentials(user)
-              if c.id != credential.id and c.method != "recovery_code"]
-    if settings().policy.enforcement == "required" and credential.method != "recovery_code" \
+    others = [c for c in service.real_credentials(user) if c.id != credential.id]
+    if settings().policy.enforcement == "required" and not service.is_backup(credential.method) \
             and not others:
         return _page(user, error="Your organisation requires two-step sign-in: add another "
                                  "method before removing this one.", status=409)
     service.remove(user, credential, actor=user.id)
-    if not others:
-        # Without a factor to recover, recovery codes are meaningless: drop them too.
-        for leftover in service.credentials(user):
-            service.remove(user, leftover, actor=user.id)
     sessions.rotate(session)  # type: ignore[arg-type]
     return redirect(url_for("account.security"), code=303)
 

@@ -46,20 +46,11 @@ def _options(record: dict, user: User) -> list[Credential]:
 
 def _enrollable(record: dict, user: User) -> list[Any]:
     """Factors whose enrollment now would let the user reach the target level."""
-    ladder = current_app.extensions["idp.ladder"]
     service = MfaService()
-    now = int(time.time())
-    events = [*sessions.current_events(session), *service.expected_events(user, now)]
+    reached = service.levels_by_enrolling(current_app.extensions["idp.ladder"], user,
+                                          sessions.current_events(session), int(time.time()))
     target = _target(record)
-    useful = []
-    for factor in service.factors:
-        if factor.method == "recovery_code" or not factor.available_for(user):
-            continue
-        candidate = factor.expected_event(
-            Credential(id="new", method=factor.method, data={}, counter=0), now)
-        if target in ladder.evaluate([*events, candidate], now).satisfied:
-            useful.append(factor)
-    return useful
+    return [f for f in service.enrollable(user) if target in reached[f.method]]
 
 
 def _render_challenge(uid: str, started: Started, error: str | None = None,
@@ -194,10 +185,9 @@ def enroll_verify(uid: str) -> Response | tuple[str, int]:
         return render_template("enroll_picker.html", uid=uid, client=_client(record),
                                factors=_enrollable(record, user), error=exc.message), 400
     _record_proof(record, proven.event)
-    has_codes = any(c.method == "recovery_code" for c in service.credentials(user))
-    if "recovery_code" in service.factors and not has_codes:
-        started = service.begin_enrollment(user, "recovery_code", {})
-        return _render_enroll(uid, started)
+    backup = service.offer_backup(user)
+    if backup is not None:
+        return _render_enroll(uid, backup)
     return _resume(uid)
 
 
