@@ -83,6 +83,9 @@ class FactorEnv:
     #: Atomic "UPDATE credentials SET counter=new WHERE id=? AND counter < new" (True if moved).
     advance_counter: Callable[[Credential, int], bool] = field(default=lambda *_: False)
     #: RP ID / origin for WebAuthn, issuer name for TOTP labels.
+    #: What a verification wants shown to the user once (e.g. a replacement recovery code,
+    #: under the key "recovery_codes"); the caller displays it after success.
+    revealed: dict[str, Any] = field(default_factory=dict)
     rp_id: str = "localhost"
     origin: str = "http://localhost"
     product_name: str = "StepUp IdP"

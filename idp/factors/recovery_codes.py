@@ -110,6 +110,14 @@ class RecoveryCodeFactor:
         db.session.commit()
         if used.rowcount != 1:
             raise FactorRejected("invalid_code", "That recovery code is not valid.")
+        if env.settings.mfa.recovery_codes_rotate_on_use:
+            # Auth0's behaviour (NIST SP 800-63B-4 §4.2.1.1 allows it): a used code is replaced
+            # by a fresh one, shown once.
+            replacement = format_code(secrets.token_bytes(CODE_BYTES))
+            db.session.add(RecoveryCode(user_id=user.id, created_at=now,
+                                        code_hash=code_hash(env.master_secret, replacement)))
+            db.session.commit()
+            env.revealed["recovery_codes"] = [replacement]
         return event_for(self, credential, now)
 
     def expected_event(self, credential: Credential, now: int) -> AuthEvent:

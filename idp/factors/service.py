@@ -56,6 +56,8 @@ class Started:
 class Proven:
     credential: Credential
     event: AuthEvent
+    #: Shown to the user once after success (FactorEnv.revealed).
+    revealed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def registry() -> FactorRegistry:
@@ -361,7 +363,8 @@ class MfaService:
         limits = _limits(user, factor.method)
         throttle.check(*limits)
         try:
-            event = attempt(factor_env())
+            env = factor_env()
+            event = attempt(env)
         except FactorRejected as exc:
             throttle.failed(*limits)
             parked["attempts"] = int(parked["attempts"]) + 1
@@ -381,7 +384,7 @@ class MfaService:
         if store.current.pop(key) is None:
             raise FactorRejected("expired_challenge", "This step expired. Start again.")
         throttle.succeeded(limits[0])
-        return Proven(credential, event)
+        return Proven(credential, event, env.revealed)
 
     def remove(self, user: User, credential: Credential, actor: str | None = None) -> None:
         """Unenroll; when the last real factor goes, backup codes go too (nothing left to

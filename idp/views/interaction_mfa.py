@@ -14,7 +14,7 @@ from idp import sessions
 from idp.authorize import interactions
 from idp.errors import InvalidRequest
 from idp.extensions import db, settings
-from idp.factors.base import FactorRejected, FactorUnavailable
+from idp.factors.base import Display, FactorRejected, FactorUnavailable
 from idp.factors.service import MfaService, Started
 from idp.models import Credential, User
 from idp.policy import devices
@@ -120,6 +120,12 @@ def mfa_verify(uid: str) -> Response | tuple[str, int]:
     if request.form.get("remember_device") and settings().policy.remember_device_days > 0:
         devices.remember(user, (session.get("signals") or {}).get("device_id"),
                          settings().policy.remember_device_days, client_id)
+    if proven.revealed.get("recovery_codes"):
+        return render_template("factors/recovery_codes.html", display=Display(
+            title="Your new recovery code",
+            instructions="The code you used is spent. Save this replacement: it is shown "
+                         "only now.", data={"codes": proven.revealed["recovery_codes"]}),
+            continue_url=url_for("interaction.enroll_done", uid=uid))
     return _resume(uid)
 
 
