@@ -1,8 +1,10 @@
-"""``idp demo``: the demo user and relying party, and both servers side by side.
+"""``idp demo``: the demo user and relying party, and the servers side by side.
 
 The demo RP (``examples/relying_party``, from a source checkout) signs in at this IdP with the
 real code flow. Its client secret is rotated at every start and handed to it through the
-environment, so no secret is written to disk.
+environment, so no secret is written to disk. The demo resource server
+(``examples/resource_server``, on the RP's port + 1) accepts this IdP's access tokens; its
+``POST /transfers`` needs a recent aal2 sign-in, which the RP's "Make a transfer" steps up to.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -23,6 +26,7 @@ from idp.models import Client, User
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "stepup-demo-password"
 DEMO_CLIENT_ID = "demo-rp"
+SUBPROCESS_STOP_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -68,22 +72,43 @@ def run_demo(app: Flask, idp_port: int, rp_port: int) -> None:
             f"the issuer {settings.issuer} does not use port {idp_port}: set IDP_ISSUER")
     initialise(app)
     demo = seed(app, rp_port)
-    # FLASK_RUN_FROM_CLI (set by our Flask CLI) would make the RP's app.run() a no-op.
+    rs_port = rp_port + 1
+    rs_url = f"http://localhost:{rs_port}"
+    # FLASK_RUN_FROM_CLI (set by our Flask CLI) would make the examples' app.run() a no-op.
     env = {key: value for key, value in os.environ.items() if key != "FLASK_RUN_FROM_CLI"}
-    env = {**env, "DEMO_RP_CLIENT_SECRET": demo.client_secret,
-           "DEMO_RP_ISSUER": settings.issuer, "DEMO_RP_CLIENT_ID": DEMO_CLIENT_ID,
-           "DEMO_RP_PORT": str(rp_port)}
+    children: list[subprocess.Popen[bytes]] = []
     try:
-        rp = subprocess.Popen([sys.executable, "-m", "examples.relying_party"], env=env)
-    except OSError as exc:
-        raise click.ClickException(f"cannot start the demo relying party: {exc}") from None
-    click.echo(f"\n  IdP:     {settings.issuer}\n  Demo RP: {demo.rp_url}\n"
-               f"  Sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}\n  Ctrl-C stops both.\n")
-    try:
+        children.append(_start("demo resource server", "examples.resource_server", {
+            **env, "DEMO_RS_ISSUER": settings.issuer, "DEMO_RS_PORT": str(rs_port)}))
+        children.append(_start("demo relying party", "examples.relying_party", {
+            **env, "DEMO_RP_CLIENT_SECRET": demo.client_secret,
+            "DEMO_RP_ISSUER": settings.issuer, "DEMO_RP_CLIENT_ID": DEMO_CLIENT_ID,
+            "DEMO_RP_PORT": str(rp_port), "DEMO_RP_RESOURCE_URL": rs_url}))
+        click.echo(f"\n  IdP:                  {settings.issuer}\n"
+                   f"  Demo RP:              {demo.rp_url}\n"
+                   f"  Demo resource server: {rs_url} (POST /transfers needs aal2)\n"
+                   f"  Sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}\n  Ctrl-C stops all three.\n")
         run_gunicorn("127.0.0.1", idp_port, 1, settings)
     finally:
-        rp.terminate()
+        _stop(children)
+
+
+def _start(name: str, module: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """``python -m module`` with ``env``, as a child of this process (``module`` is one of the
+    fixed example names above, run without a shell)."""
+    try:
+        return subprocess.Popen([sys.executable, "-m", module], env=dict(env))  # noqa: S603
+    except OSError as exc:
+        raise click.ClickException(f"cannot start the {name}: {exc}") from None
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate the children, then kill those still running after a grace period."""
+    for child in children:
+        child.terminate()
+    for child in children:
         try:
-            rp.wait(timeout=5)
+            child.wait(timeout=SUBPROCESS_STOP_SECONDS)
         except subprocess.TimeoutExpired:
-            rp.kill()
+            child.kill()
+            child.wait()

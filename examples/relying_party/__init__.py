@@ -11,19 +11,30 @@ The flow, with Authlib's Flask client doing the protocol work (see ``provider.py
   ``unmet_authentication_requirements``), redeems the code with ``client_secret_basic``, validates
   the ID token (signature against the JWKS, ``iss``, ``aud``, ``nonce``, ``auth_time`` against
   ``max_age``) and fetches UserInfo;
-* ``/`` shows the claims; ``/logout`` ends the session here and at the IdP (RP-Initiated Logout).
+* ``/`` shows the claims and the transfer form; ``/logout`` ends the session here and at the
+  IdP (RP-Initiated Logout).
 
-Seam for step-up authentication (RFC 9470), not built yet — a "Make a transfer" feature would:
+Step-up authentication (RFC 9470), with the demo resource server (``examples/resource_server``,
+``RESOURCE_URL``, default http://localhost:5002) whose ``POST /transfers`` requires ``acr`` aal2
+or stronger and an ``auth_time`` at most 300 s old:
 
-1. add a ``/transfer`` view calling a protected API with the access token from the signed-in
-   :class:`~examples.relying_party.store.SignIn` record;
-2. on a ``401`` whose ``WWW-Authenticate: Bearer error="insufficient_user_authentication"``
-   names ``acr_values`` and/or ``max_age`` (RFC 9470 §3), redirect to ``/login`` with those
-   parameters — ``/login`` already forwards them and ``/callback`` already enforces ``max_age``
-   and records the requested values in ``SignIn.requested``;
-3. carry a return-to target in the saved authorization request (``start_authorization``'s
-   ``requested`` data) so that ``/callback`` resumes the transfer instead of going home, and check
-   the new ID token's ``acr`` against what the API asked for.
+1. the "Make a transfer" form on the signed-in home page posts to ``/transfer`` (with a
+   per-session CSRF token), which calls the API server-side with the access token of the
+   :class:`~examples.relying_party.store.SignIn` record (``transfers.py``);
+2. on ``401`` with ``WWW-Authenticate: Bearer error="insufficient_user_authentication"`` (or
+   ``invalid_token``: an expired token) the transfer waits in the session under a random id and
+   the browser goes to ``/login`` with the challenge's ``acr_values`` / ``max_age`` and
+   ``resume=<id>``; ``/login`` keeps the id with the saved authorization request;
+3. ``/callback`` validates the new ID token as usual (``max_age`` included), then — only for the
+   authorization request that carries that id, and only once — retries the transfer with the
+   new access token and shows the receipt with the ID token's ``acr`` / ``amr`` /
+   ``auth_time``. A second refusal is reported, not answered with another round trip.
+
+Which ``acr_values`` a step-up asks for: the challenge's, so that whatever the IdP returns
+satisfies the API. The user's own preference from the sign-in form is kept only where it is
+stronger: values of that preference ranking above every value of the challenge go first (a
+user who signed in with ``phr aal2`` steps up with ``acr_values="phr aal2"`` for an ``aal2``
+challenge, and gets ``acr=phr`` if a passkey is at hand); weaker or unknown values are dropped.
 """
 
 from __future__ import annotations
@@ -51,8 +62,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     ``config`` keys (each falling back to a ``DEMO_RP_<KEY>`` environment variable, then to a
     default): ``ISSUER``, ``CLIENT_ID``, ``CLIENT_SECRET``, ``REDIRECT_URI``,
-    ``POST_LOGOUT_REDIRECT_URI``, ``SECRET_KEY``. ``SERVER_METADATA`` (a dict of provider metadata)
-    replaces fetching the discovery document. Other keys go to ``app.config`` unchanged.
+    ``POST_LOGOUT_REDIRECT_URI``, ``SECRET_KEY``, ``RESOURCE_URL``. ``SERVER_METADATA`` (a dict
+    of provider metadata) replaces fetching the discovery document. Other keys go to
+    ``app.config`` unchanged.
     """
     settings = Settings.resolve(config)
     app = Flask(__name__)
@@ -72,6 +84,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         REDIRECT_URI=settings.redirect_uri,
         POST_LOGOUT_REDIRECT_URI=settings.post_logout_redirect_uri,
         SECRET_KEY=settings.secret_key,
+        RESOURCE_URL=settings.resource_url,
     )
     RelyingParty.init_app(app, settings)
     app.register_blueprint(bp)

@@ -102,17 +102,18 @@ class RelyingParty:
                 f"The authorization response comes from issuer {iss!r}, not from "
                 f"{self.settings.issuer!r} (RFC 9207).")
 
-    def start_authorization(self, params: Mapping[str, str]) -> str:
+    def start_authorization(self, params: Mapping[str, str], resume: str | None = None) -> str:
         """The authorization request URL; its state, nonce and PKCE verifier go in the session.
 
         ``params`` (acr_values, max_age, prompt) are sent as extra authorize parameters and kept
-        with the state, so the callback knows what was asked for.
+        with the state, so the callback knows what was asked for. ``resume`` (the id of a
+        transfer waiting for this sign-in) is kept with the state only.
         """
         self.metadata()
         redirect_uri = self.settings.redirect_uri
         request = self.client.create_authorization_url(redirect_uri, **params)
         self.client.save_authorize_data(redirect_uri=redirect_uri, requested=dict(params),
-                                        **request)
+                                        resume=resume, **request)
         url: str = request["url"]
         return url
 

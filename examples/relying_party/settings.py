@@ -16,6 +16,7 @@ OPTIONS: dict[str, tuple[str, str | None]] = {
     "REDIRECT_URI": ("DEMO_RP_REDIRECT_URI", "http://localhost:5001/callback"),
     "POST_LOGOUT_REDIRECT_URI": ("DEMO_RP_POST_LOGOUT_REDIRECT_URI", "http://localhost:5001/"),
     "SECRET_KEY": ("DEMO_RP_SECRET_KEY", None),
+    "RESOURCE_URL": ("DEMO_RP_RESOURCE_URL", "http://localhost:5002"),
 }
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -31,6 +32,8 @@ class Settings:
     redirect_uri: str
     post_logout_redirect_uri: str
     secret_key: str
+    #: Base URL of the demo resource server whose ``POST /transfers`` needs a step-up.
+    resource_url: str = "http://localhost:5002"
     #: Provider metadata to use instead of fetching the discovery document (tests, offline demos).
     server_metadata: Mapping[str, Any] | None = None
 
@@ -63,5 +66,6 @@ class Settings:
             redirect_uri=str(values["REDIRECT_URI"]),
             post_logout_redirect_uri=str(values["POST_LOGOUT_REDIRECT_URI"]),
             secret_key=values["SECRET_KEY"] or secrets.token_urlsafe(32),
+            resource_url=str(values["RESOURCE_URL"]).rstrip("/"),
             server_metadata=dict(metadata) if metadata is not None else None,
         )

@@ -1,9 +1,12 @@
-"""Routes of the demo relying party: home, login, callback, logout."""
+"""Routes of the demo relying party: home, login, callback, logout, and the transfer that
+needs a step-up (``/transfer``)."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
+import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,11 +22,17 @@ from joserfc.errors import JoseError
 
 from .provider import LEEWAY, IssuerMismatchError, ProviderError, RelyingParty, relying_party
 from .store import SignIn
+from .transfers import InvalidTransfer, Outcome, Transfer, send_transfer
 
 bp = Blueprint("rp", __name__)
 
 #: Cookie-session key holding the handle of the current sign-in in the store.
 SIGN_IN_KEY = "sign_in"
+#: Cookie-session keys: the per-session CSRF token of the transfer form, the transfer waiting
+#: for a step-up (``Transfer.to_pending``) and the receipt to show once on the home page.
+CSRF_KEY = "csrf_token"
+PENDING_TRANSFER_KEY = "pending_transfer"
+RECEIPT_KEY = "transfer_receipt"
 
 #: acr_values offered on the home page (space-separated, most preferred first).
 ACR_CHOICES: list[tuple[str, str]] = [
@@ -38,6 +47,8 @@ TIME_CLAIMS = frozenset({"auth_time", "exp", "iat"})
 
 MAX_PARAM_LENGTH = 200
 MAX_AGE_PATTERN = re.compile(r"[0-9]{1,9}")
+#: ``resume`` on /login: the id of the pending transfer the sign-in is for.
+RESUME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 #: Explanations of authorization error codes (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
 ERROR_HINTS: dict[str, str] = {
@@ -72,6 +83,7 @@ def home() -> ResponseReturnValue:
         flash("Your session at this app has ended (it expired or the app restarted).")
     context: dict[str, Any] = {
         "sign_in": sign_in, "acr_choices": ACR_CHOICES, "issuer": rp.settings.issuer,
+        "resource_url": rp.settings.resource_url, "receipt": session.pop(RECEIPT_KEY, None),
     }
     if sign_in is not None:
         context.update(_sign_in_context(sign_in))
@@ -86,7 +98,11 @@ def logged_out() -> ResponseReturnValue:
 
 @bp.get("/login")
 def login() -> ResponseReturnValue:
-    """Start the authorization code flow, passing acr_values / max_age / prompt through."""
+    """Start the authorization code flow, passing acr_values / max_age / prompt through.
+
+    ``resume`` (set by :func:`transfer`) names the pending transfer this sign-in is for; it is
+    kept with the authorization request, not sent to the IdP.
+    """
     rp = relying_party()
     expected_host = urlsplit(rp.settings.redirect_uri).netloc
     if request.host != expected_host:
@@ -99,13 +115,16 @@ def login() -> ResponseReturnValue:
         params = authorize_params(request.args)
     except ValueError as exc:
         return error_page("Invalid sign-in request", str(exc), 400)
+    resume = request.args.get("resume", "")
+    if resume and not RESUME_PATTERN.fullmatch(resume):
+        return error_page("Invalid sign-in request", "resume is malformed.", 400)
     if not rp.settings.client_secret:
         return error_page(
             "Client secret missing",
             "Set DEMO_RP_CLIENT_SECRET (or CLIENT_SECRET in the config) to the secret the IdP "
             f"issued for client {rp.settings.client_id!r}.", 500)
     try:
-        url = rp.start_authorization(params)
+        url = rp.start_authorization(params, resume=resume or None)
     except ProviderError as exc:
         return error_page("Identity provider unavailable", str(exc), 502)
     return redirect(url)
@@ -126,6 +145,8 @@ def callback() -> ResponseReturnValue:
         return error_page("Response from an unexpected issuer", str(exc), 400)
 
     if "error" in args:
+        if (rp.pending_request(state) or {}).get("resume"):
+            session.pop(PENDING_TRANSFER_KEY, None)
         rp.forget_request(state)
         return _authorization_error_page(args)
 
@@ -158,11 +179,55 @@ def callback() -> ResponseReturnValue:
         expires_at=token.get("expires_at"), scope=token.get("scope"),
         userinfo=userinfo, userinfo_error=userinfo_error, requested=requested,
     )
+    # The transfer this sign-in was started for, if any (see transfer()).
+    resume = pending.get("resume")
+    pending_transfer = Transfer.from_pending(session.get(PENDING_TRANSFER_KEY), resume)
     # A fresh session for the new sign-in (no fixation of an earlier one).
     rp.store.pop(session.get(SIGN_IN_KEY))
     session.clear()
     session[SIGN_IN_KEY] = rp.store.add(sign_in)
+    if pending_transfer is not None:
+        _retry_transfer(rp, sign_in, pending_transfer)
+    elif resume:
+        flash("The transfer waiting for this sign-in has expired; it was not made. "
+              "Make it again if you still want it.")
     return redirect(url_for(".home"))
+
+
+@bp.post("/transfer")
+def transfer() -> ResponseReturnValue:
+    """Make a transfer at the resource server with the signed-in user's access token.
+
+    On an RFC 9470 challenge the transfer waits in the session and the browser goes through
+    ``/login`` with the challenge's ``acr_values`` / ``max_age`` (see
+    :meth:`~examples.relying_party.transfers.Challenge.authorize_params`); ``/callback`` then
+    retries it once with the new token.
+    """
+    rp = relying_party()
+    if not _csrf_token_matches(request.form.get(CSRF_KEY, "")):
+        return error_page("Request refused",
+                          "The form was not issued by this page (CSRF token missing or stale). "
+                          "Go back, reload and try again.", 400)
+    sign_in = rp.store.get(session.get(SIGN_IN_KEY))
+    if sign_in is None:
+        flash("Sign in first to make a transfer.")
+        return redirect(url_for(".home"))
+    try:
+        wanted = Transfer.from_form(request.form)
+    except InvalidTransfer as exc:
+        return error_page("Invalid transfer", str(exc), 400)
+    if not sign_in.access_token:
+        return error_page("No access token", "The IdP issued no access token at sign-in.", 400)
+    outcome = send_transfer(rp.settings.resource_url, sign_in.access_token, wanted)
+    if outcome.challenge is not None:
+        pending = wanted.to_pending()
+        session[PENDING_TRANSFER_KEY] = pending
+        params = outcome.challenge.authorize_params(sign_in.requested.get("acr_values", ""))
+        return redirect(url_for(".login", **params, resume=pending["id"]), code=303)
+    if outcome.receipt is None:
+        return error_page("Transfer failed", outcome.error or "Unknown error.", outcome.status)
+    session[RECEIPT_KEY] = _receipt(outcome, sign_in, stepped_up=False)
+    return redirect(url_for(".home"), code=303)
 
 
 @bp.post("/logout")
@@ -201,6 +266,58 @@ def authorize_params(args: Mapping[str, str]) -> dict[str, str]:
             raise ValueError("max_age must be a whole number of seconds.")
         params["max_age"] = str(int(max_age))
     return params
+
+
+def csrf_token() -> str:
+    """This session's CSRF token for the transfer form (made on first use)."""
+    token = session.get(CSRF_KEY)
+    if not isinstance(token, str) or not token:
+        token = session[CSRF_KEY] = secrets.token_urlsafe(32)
+    return token
+
+
+@bp.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"csrf_token": csrf_token}
+
+
+def _csrf_token_matches(submitted: str) -> bool:
+    expected = session.get(CSRF_KEY)
+    return (isinstance(expected, str) and bool(expected)
+            and hmac.compare_digest(submitted.encode(), expected.encode()))
+
+
+def _retry_transfer(rp: RelyingParty, sign_in: SignIn, pending: Transfer) -> None:
+    """After the step-up sign-in: the one retry of the pending transfer (never a loop)."""
+    outcome: Outcome
+    if not sign_in.access_token:
+        outcome = Outcome(error="The IdP issued no access token.", status=400)
+    else:
+        outcome = send_transfer(rp.settings.resource_url, sign_in.access_token, pending)
+    if outcome.receipt is not None:
+        session[RECEIPT_KEY] = _receipt(outcome, sign_in, stepped_up=True)
+        return
+    if outcome.challenge is not None:
+        flash("The transfer was not made: even after signing in again, the resource server "
+              f"refuses the token ({outcome.challenge.error}: "
+              f"{outcome.challenge.description or 'no description'}).")
+    else:
+        flash(f"The transfer was not made. {outcome.error}")
+
+
+def _receipt(outcome: Outcome, sign_in: SignIn, stepped_up: bool) -> dict[str, Any]:
+    """What the home page shows once: the resource server's answer and the sign-in it
+    accepted."""
+    receipt = outcome.receipt or {}
+    claims = sign_in.claims
+    rows = [(name, *_format_claim(name, receipt.get(name)))
+            for name in ("id", "amount", "to", "by", "acr", "auth_time")]
+    return {
+        "rows": rows,
+        "stepped_up": stepped_up,
+        "id_token": [(name, *_format_claim(name, claims.get(name)))
+                     for name in ("acr", "amr", "auth_time")],
+    }
 
 
 def error_page(title: str, message: str, status: int, **details: str | None) -> tuple[str, int]:
@@ -259,9 +376,11 @@ def _sign_in_context(sign_in: SignIn) -> dict[str, Any]:
 
 
 def _format_claim(name: str, value: Any) -> tuple[str, str]:
-    """(value, note) for the claims table."""
+    """(value, note) for the claims table (and the transfer receipt)."""
     if value is None:
         return "", "not present"
+    if name == "amount" and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.2f}", ""
     if isinstance(value, list):
         return " ".join(str(v) for v in value), ""
     if name in TIME_CLAIMS and isinstance(value, int | float):

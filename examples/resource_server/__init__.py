@@ -25,6 +25,7 @@ Nothing is stored or moved: it is a demo. Every error, including a malformed bod
 from __future__ import annotations
 
 import math
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -65,8 +66,6 @@ def create_app(config: Mapping[str, Any] | None = None,
     a fixed key set (dict) to verify tokens with instead of the issuer's published one (tests,
     offline use). Other keys go to ``app.config`` unchanged.
     """
-    import os
-
     config = dict(config or {})
     environ = os.environ if environ is None else environ
     issuer = config.pop("ISSUER", None) or environ.get("DEMO_RS_ISSUER") or DEFAULT_ISSUER
