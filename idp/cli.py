@@ -85,7 +85,8 @@ def serve_command(host: str | None, port: int | None, workers: int | None) -> No
 @click.option("--rp-port", type=int, default=5001)
 @with_appcontext
 def demo_command(idp_port: int, rp_port: int) -> None:
-    """Seed the demo user and relying party, then run the IdP and the demo RP (Ctrl-C stops)."""
+    """Seed the demo user and relying party, then run the IdP, the demo RP and the demo
+    resource server (Ctrl-C stops all three)."""
     from idp.demo import run_demo
 
     run_demo(current_app, idp_port, rp_port)
