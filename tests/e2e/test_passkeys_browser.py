@@ -63,6 +63,9 @@ def page_is(page: Any, name: str) -> None:
 def finish_at_client(page: Any, catcher: CallbackCatcher, rp: Any,
                      secrets: dict[str, str]) -> dict[str, Any]:
     params = catcher.wait(page)
+    # Let the navigation to the (fulfilled) callback settle, so that the test's next goto
+    # does not interrupt it ("navigation interrupted by chrome-error").
+    page.wait_for_load_state()
     assert params["state"] == secrets["state"]
     token = rp.exchange(params["code"], secrets["code_verifier"])
     return rp.verify_id_token(token["id_token"], secrets["nonce"])
