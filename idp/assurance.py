@@ -130,14 +130,20 @@ class Ladder:
         return "webauthn" if event.method in WEBAUTHN_METHODS else event.method
 
     def _counts(self, event: AuthEvent) -> bool:
-        return event.method != EMAIL_METHOD or self.email_counts_as_factor
+        return self.counts_method(event.method)
+
+    def counts_method(self, method: str) -> bool:
+        """Whether proofs of ``method`` count as a factor at all (email only if configured)."""
+        return method != EMAIL_METHOD or self.email_counts_as_factor
 
     @staticmethod
     def _is_uv_passkey(event: AuthEvent) -> bool:
         return event.method in WEBAUTHN_METHODS and event.prop("user_verified")
 
     def _meets(self, level: Level, events: Sequence[AuthEvent]) -> bool:
-        counted = [e for e in events if self._counts(e)]
+        # A remembered device stands in for a second factor only below phishing resistance.
+        counted = [e for e in events if self._counts(e)
+                   and not (level.phishing_resistant and e.prop("remembered"))]
         kinds = {self._kind(e) for e in counted}
         strength = len(kinds) + (1 if any(self._is_uv_passkey(e) for e in counted) else 0)
         if strength < level.min_factors:

@@ -21,6 +21,9 @@ from idp.assurance import AuthEvent
 from idp.store import Store, StoreUnavailable
 
 SESSION_KEY_PREFIX = "session:"
+#: Per user: sessions signed in at or before this time (epoch seconds) are no longer valid
+#: (an administrator's MFA reset or disable, :func:`revoke_user_sessions`).
+NOT_BEFORE_PREFIX = "sessions-not-before:"
 #: Refresh the stored copy (idle timer) at most this often when nothing else changed.
 TOUCH_INTERVAL_SECONDS = 60
 SESSION_ID_BYTES = 32
@@ -35,6 +38,8 @@ class ServerSession(CallbackDict, SessionMixin):
 
         super().__init__(initial or {}, on_update)
         self.sid = sid
+        #: ``_touched`` as stored before this request (set by open_session).
+        self.previous_activity: int | None = None
         self.modified = False
         self.rotate_requested = False
         self.destroy_requested = False
@@ -69,10 +74,20 @@ class StoreSessionInterface(SessionInterface):
         now = int(time.time())
         if not data or now - int(data.get("_created", now)) > self.absolute_timeout:
             return ServerSession()
+        if data.get("user_id"):
+            try:
+                cutoff = self.store.get(NOT_BEFORE_PREFIX + str(data["user_id"]))
+                if cutoff is not None and int(data.get("_created", 0)) <= int(cutoff):
+                    self.store.delete(SESSION_KEY_PREFIX + sid)
+                    return ServerSession()
+            except StoreUnavailable:
+                return UnavailableSession(sid=sid)
         session = ServerSession(data, sid=sid)
         # Refresh the idle timer on use; at most every TOUCH_INTERVAL_SECONDS (or half the idle
         # timeout when that is shorter) to spare the store a write per request.
         interval = min(TOUCH_INTERVAL_SECONDS, max(1, self.idle_timeout // 2))
+        # The levels' idle timeouts measure the gap before *this* request (DESIGN §3).
+        session.previous_activity = int(data.get("_touched", now))
         if now - int(data.get("_touched", 0)) >= interval:
             session["_touched"] = now
         return session
@@ -115,6 +130,10 @@ def signed_in_user_id(session: SessionMixin) -> str | None:
 
 
 def last_active(session: SessionMixin) -> int | None:
+    """When the session was last used before this request (to within the touch interval)."""
+    previous = getattr(session, "previous_activity", None)
+    if previous is not None:
+        return int(previous)
     touched = session.get("_touched")
     return int(touched) if touched is not None else None
 
@@ -143,6 +162,16 @@ def record_event(session: ServerSession, event: AuthEvent) -> None:
 def rotate(session: ServerSession) -> None:
     """The authentication state changed in another way (a factor removed): new id."""
     session.rotate_requested = True
+
+
+def revoke_user_sessions(store: Store, user_id: str, keep_for: int,
+                         now: int | None = None) -> None:
+    """End every session ``user_id`` has, in every browser: sessions are stored under random
+    ids with no index by user, so a per-user "not before" time is recorded instead and
+    checked when a session is opened (a session signed in during the same second is ended
+    too). ``keep_for`` is the longest a session can live (``session.absolute_timeout``)."""
+    now = int(time.time()) if now is None else now
+    store.put(NOT_BEFORE_PREFIX + user_id, now, max(1, keep_for))
 
 
 def end(session: ServerSession) -> None:

@@ -180,7 +180,13 @@ class MfaService:
 
     def levels_by_enrolling(self, ladder: Ladder, user: User, events: list[AuthEvent],
                             now: int) -> dict[str, frozenset[str]]:
-        """For each enrollable factor: the levels the user would reach by adding it now."""
+        """For each factor the user may enroll *during sign-in*: the levels they would reach by
+        adding it now. Only a user without any real factor may (NIST SP 800-63B-4 §4.1.2:
+        binding a further authenticator needs an authentication with an existing one, which
+        the account page asks for); anyone else gets nothing here. Factors that do not count
+        (email codes by default) do not block it."""
+        if any(ladder.counts_method(c.method) for c in self.real_credentials(user)):
+            return {}
         base = [*events, *self.expected_events(user, now)]
         reached = {}
         for factor in self.enrollable(user):

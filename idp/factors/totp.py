@@ -83,7 +83,7 @@ class TotpFactor:
     def verify(self, env: FactorEnv, user: User, credential: Credential,
                state: Mapping[str, Any], response: Mapping[str, str]) -> AuthEvent:
         code = _clean(response.get("code"))
-        if len(code) != DIGITS or not code.isdigit():
+        if len(code) != DIGITS or not (code.isascii() and code.isdigit()):
             raise FactorRejected("malformed_code", "Enter the 6-digit code.")
         if not credential.secret_encrypted:
             raise FactorRejected("no_secret")

@@ -181,7 +181,7 @@ def parse_authorization_request(multi: Sequence[tuple[str, str]], server: Any,
 def _max_age(raw: str | None, fail: Any) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         raise fail("invalid_request", "max_age must be a non-negative integer.")
     return int(raw)
 
@@ -192,13 +192,30 @@ def _claims(raw: str | None, fail: Any) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise fail("invalid_request", "claims is not valid JSON.") from None
     if not isinstance(value, dict) or any(
         k in value and not isinstance(value[k], dict) for k in ("id_token", "userinfo")
     ):
         raise fail("invalid_request", "claims must be a JSON object of objects.")
+    acr = (value.get("id_token") or {}).get("acr")
+    if acr is not None and not _valid_claim_request(acr):
+        raise fail("invalid_request", "claims.id_token.acr must be null or an object with "
+                                      "'essential' (boolean), 'value' (string) or 'values' "
+                                      "(array of strings) (OIDC Core §5.5.1).")
     return value
+
+
+def _valid_claim_request(request: object) -> bool:
+    if not isinstance(request, dict):
+        return False
+    if "essential" in request and not isinstance(request["essential"], bool):
+        return False
+    if "value" in request and not isinstance(request["value"], str):
+        return False
+    values = request.get("values")
+    return values is None or (isinstance(values, list)
+                              and all(isinstance(v, str) for v in values))
 
 
 def issue_code(grant: Any, request: AuthorizationRequest,

@@ -31,7 +31,17 @@ def _user() -> User:
     return user
 
 
+def _load_mfa(uid: str) -> dict:
+    """The interaction, if it is at its "mfa" step (M5: no skipping a login step)."""
+    record = _load(uid)
+    _target(record)
+    return record
+
+
 def _target(record: dict) -> str:
+    """The level this interaction's "mfa" step must reach; these pages serve nothing else."""
+    if record["prompt"]["name"] != "mfa":
+        raise InvalidRequest("This sign-in does not ask for a second step now.")
     target = record["prompt"].get("details", {}).get("acr")
     if not target:
         raise InvalidRequest("Nothing to verify for this sign-in.")
@@ -46,11 +56,13 @@ def _options(record: dict, user: User) -> list[Credential]:
 
 def _enrollable(record: dict, user: User) -> list[Any]:
     """Factors whose enrollment now would let the user reach the target level."""
+    if record.get("kind") != interactions.ACCOUNT and not settings().policy.enroll_during_login:
+        return []
     service = MfaService()
     reached = service.levels_by_enrolling(current_app.extensions["idp.ladder"], user,
                                           sessions.current_events(session), int(time.time()))
     target = _target(record)
-    return [f for f in service.enrollable(user) if target in reached[f.method]]
+    return [f for f in service.enrollable(user) if target in reached.get(f.method, ())]
 
 
 def _render_challenge(uid: str, started: Started, error: str | None = None,
@@ -75,7 +87,7 @@ def _render_enroll(uid: str, started: Started, error: str | None = None,
 
 @bp.get("/<uid>/mfa")
 def mfa_picker(uid: str) -> Response | tuple[str, int] | str:
-    record = _load(uid)
+    record = _load_mfa(uid)
     user = _user()
     options = _options(record, user)
     if not options:
@@ -92,7 +104,7 @@ def mfa_picker(uid: str) -> Response | tuple[str, int] | str:
 
 @bp.post("/<uid>/mfa/start")
 def mfa_start(uid: str) -> Response | tuple[str, int] | str:
-    record = _load(uid)
+    record = _load_mfa(uid)
     user = _user()
     service = MfaService()
     credential = service.credential(user, request.form.get("credential_id", ""))
@@ -107,7 +119,7 @@ def mfa_start(uid: str) -> Response | tuple[str, int] | str:
 
 @bp.post("/<uid>/mfa/verify")
 def mfa_verify(uid: str) -> Response | tuple[str, int]:
-    record = _load(uid)
+    record = _load_mfa(uid)
     user = _user()
     service = MfaService()
     challenge_id = request.form.get("challenge_id", "")
@@ -150,7 +162,7 @@ def _record_proof(record: dict, event: Any) -> None:
 
 @bp.get("/<uid>/enroll")
 def enroll_picker(uid: str) -> str:
-    record = _load(uid)
+    record = _load_mfa(uid)
     user = _user()
     return render_template("enroll_picker.html", uid=uid, client=_client(record),
                            factors=_enrollable(record, user), error=None)
@@ -158,7 +170,7 @@ def enroll_picker(uid: str) -> str:
 
 @bp.post("/<uid>/enroll/start")
 def enroll_start(uid: str) -> Response | tuple[str, int]:
-    record = _load(uid)
+    record = _load_mfa(uid)
     user = _user()
     method = request.form.get("method", "")
     if method not in {f.method for f in _enrollable(record, user)}:
@@ -178,7 +190,7 @@ def enroll_start(uid: str) -> Response | tuple[str, int]:
 
 @bp.post("/<uid>/enroll/verify")
 def enroll_verify(uid: str) -> Response | tuple[str, int]:
-    record = _load(uid)
+    record = _load_mfa(uid)
     user = _user()
     service = MfaService()
     enrollment_id = request.form.get("enrollment_id", "")
@@ -227,7 +239,7 @@ def mfa_resend(uid: str) -> Response | tuple[str, int]:
     credential (DESIGN §6). During the cooldown the same challenge is shown again with the
     wait (429, Retry-After) and its code keeps working; a delivery failure shows the picker
     (503); a challenge that is gone shows the picker (400)."""
-    record = _load(uid)
+    record = _load_mfa(uid)
     user = _user()
     service = MfaService()
     challenge_id = request.form.get("challenge_id", "")

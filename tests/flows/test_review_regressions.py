@@ -1,0 +1,142 @@
+"""Regressions for the first security review: each test is an attack that must fail."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from importlib import resources
+
+import pytest
+import yaml
+
+from idp.assurance import AuthEvent, Ladder
+from tests.helpers.factors import enroll_totp
+from tests.helpers.rp import callback_params, form_action, hidden_inputs, page_name
+
+#: "123456" in full-width digits (str.isdigit() accepts them; int() would too).
+FULL_WIDTH_DIGITS = "".join(chr(0xFF10 + d) for d in (1, 2, 3, 4, 5, 6))
+DEFAULTS = yaml.safe_load(resources.files("idp").joinpath("config/default.yaml").read_text())
+
+
+def test_a_password_alone_cannot_enroll_its_way_past_existing_mfa(flows, app):
+    """C1: with the victim's password only, enrolling the attacker's own factor during
+    sign-in must not yield aal2/phr (NIST SP 800-63B-4 §4.1.2)."""
+    flows.user("alice")
+    enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+    attacker = flows.browser()
+    url, secrets = rp.authorize_url(acr_values="aal2")
+    page = attacker.follow(attacker.submit_login(attacker.follow(attacker.get(url)), "alice"))
+    assert page_name(page.text) == "mfa-totp"
+    uid = page.url.split("/interaction/")[1].split("/")[0]
+
+    picker = attacker.get(f"/interaction/{uid}/enroll")
+    started = attacker.post(f"/interaction/{uid}/enroll/start",
+                            {**hidden_inputs(page.text), "method": "totp"})
+
+    assert 'data-factor="' not in picker.text  # nothing to enroll here
+    assert started.status_code == 400
+    # A phishing-resistant request is not turned into "enroll a passkey" either.
+    url, secrets = rp.authorize_url(acr_values="phr")
+    other = flows.browser()
+    answer = other.follow(other.submit_login(other.follow(other.get(url)), "alice"))
+    claims = rp.verify_id_token(rp.exchange(callback_params(answer).code,
+                                            secrets["code_verifier"])["id_token"])
+    assert claims["acr"] == "aal1"
+
+
+@pytest.fixture
+def app_overrides(request):
+    return getattr(request, "param", {})
+
+
+@pytest.mark.parametrize("app_overrides", [{"account": {"max_age": 3}}], indirect=True)
+def test_the_account_page_cannot_skip_a_stale_password_with_the_factor_alone(flows, app):
+    """M5: the hosted factor pages serve only an interaction at its "mfa" step."""
+    flows.user("alice")
+    enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    flows.sign_in(browser, rp)
+    time.sleep(4)
+
+    page = browser.follow(browser.get("/account/security"), stop_at="/account/security")
+    assert page_name(page.text) == "login"
+    uid = page.url.split("/interaction/")[1].split("/")[0]
+    skipped = browser.get(f"/interaction/{uid}/mfa")
+
+    assert skipped.status_code == 400
+
+
+def _short_idle_ladder():
+    levels = copy.deepcopy(DEFAULTS["acr"]["levels"])
+    for level in levels:
+        if level["name"] != "aal1":
+            level["idle_timeout"] = 4
+    return {"acr": {"levels": levels}}
+
+
+@pytest.mark.parametrize("app_overrides", [_short_idle_ladder()], indirect=True)
+def test_idle_timeouts_of_levels_are_enforced(flows, app):
+    """H1: an aal2 session idle longer than aal2's idle timeout falls back to aal1."""
+    flows.user("alice")
+    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    url, secrets = rp.authorize_url(acr_values="aal2")
+    page = browser.follow(browser.submit_login(browser.follow(browser.get(url)), "alice"))
+    import pyotp
+
+    done = browser.follow(browser.post(form_action(page.text, "/mfa/verify"), {
+        **hidden_inputs(page.text), "code": pyotp.TOTP(secret).now()}))
+    assert rp.verify_id_token(rp.exchange(callback_params(done).code, secrets[
+        "code_verifier"])["id_token"])["acr"] == "aal2"
+
+    time.sleep(5)
+    url, _ = rp.authorize_url(acr_values="aal2", prompt="none")
+    params = callback_params(browser.follow(browser.get(url))).params
+
+    assert params["error"] == "interaction_required"
+
+
+def test_a_remembered_device_never_helps_reach_phr():
+    """M3: a non-user-verifying passkey plus a remembered device is aal2, not phr."""
+    ladder = Ladder.from_config(DEFAULTS["acr"]["levels"])
+    now = 1_800_000_000
+    events = [AuthEvent("passkey", "p", ("pop", "swk"), now - 10,
+                        {"user_verified": False}),
+              AuthEvent("remembered_device", "d", ("rdev",), now - 5, {"remembered": True})]
+
+    assert ladder.evaluate(events, now).acr == "aal2"
+
+
+@pytest.mark.parametrize(("params", "error"), [
+    ({"max_age": "²"}, "invalid_request"),
+    ({"claims": json.dumps({"id_token": {"acr": {"values": 5}}})}, "invalid_request"),
+    ({"claims": json.dumps({"id_token": {"acr": {"value": ["aal2"]}}})}, "invalid_request"),
+    ({"claims": "[" * 2000 + "]" * 2000}, "invalid_request"),
+])
+def test_malformed_parameters_are_invalid_request_not_500(flows, params, error):
+    """L1: answered in the protocol's format."""
+    flows.user("alice")
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    url, _ = rp.authorize_url(**params)
+
+    assert callback_params(browser.follow(browser.get(url))).params["error"] == error
+
+
+def test_full_width_digits_are_a_wrong_totp_code_not_a_crash(flows, app):
+    flows.user("alice")
+    enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    url, _ = rp.authorize_url(acr_values="aal2")
+    page = browser.follow(browser.submit_login(browser.follow(browser.get(url)), "alice"))
+
+    answer = browser.post(form_action(page.text, "/mfa/verify"),
+                          {**hidden_inputs(page.text), "code": FULL_WIDTH_DIGITS})
+
+    assert answer.status_code == 400
+    assert page_name(answer.text) == "mfa-totp"
