@@ -4,14 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml examples/hotp_factor/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint install clean browser
+.PHONY: run test lint install clean browser bench bench-compare
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml examples/hotp_factor/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	# The example third-party factor, for its tests (inactive unless allowed by policy).
 	$(BIN)/pip install --quiet --no-deps -e examples/hotp_factor
 	rm -f $(VENV)/.installed-*
@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml examples/hotp_factor/pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## run: install, initialise the embedded database and keys, start the IdP (:5000) and the demo RP (:5001)
+## run: install, initialise the embedded database and keys, start the IdP (:5000), the demo RP (:5001)
+## and the demo resource server (:5002)
 run: install
 	$(BIN)/idp init
 	$(BIN)/idp demo
@@ -39,6 +40,15 @@ browser:
 		echo "or your distribution's chromium package, then run make test again." >&2; \
 		exit 1; \
 	fi
+
+## bench: benchmark suite (benchmarks/README.md); BENCH_DURATION, BENCH_BACKENDS, BENCH_SCENARIOS, BENCH_CONCURRENCY
+bench: install
+	$(BIN)/python -m benchmarks.suite
+
+## bench-compare: stepup-idp and node oidc-provider side by side (sso-flow, refresh), with ratios
+bench-compare: install
+	npm install --prefix benchmarks/.node --no-audit --no-fund --loglevel=error oidc-provider@latest
+	$(BIN)/python -m benchmarks.compare
 
 lint: install
 	$(BIN)/ruff check .

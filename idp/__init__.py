@@ -52,6 +52,7 @@ def create_app(overrides: Mapping[str, Any] | None = None,
     from idp.views import (
         account,
         errors,
+        health,
         interaction,
         interaction_mfa,
         logout,
@@ -77,10 +78,20 @@ def create_app(overrides: Mapping[str, Any] | None = None,
 
     # Their routes are registered on import.
     assert interaction_mfa.bp is interaction.bp and passkey_login.bp is interaction.bp
-    for blueprint in (pages.bp, oidc_views.bp, interaction.bp, logout.bp, account.bp):
+    for blueprint in (pages.bp, oidc_views.bp, interaction.bp, logout.bp, account.bp, health.bp):
         app.register_blueprint(blueprint)
+    from idp import metrics, request_log
+
+    request_log.register(app)  # first: its timer starts before, and its line follows, the rest
+    metrics.init_app(app)
+    from idp.wsgi_limits import BodyLimit
+
+    app.wsgi_app = BodyLimit(app.wsgi_app, settings.server.max_request_bytes)  # type: ignore[method-assign]
     security.register(app)
     errors.register(app)
+    from idp import api
+
+    api.init_app(app)
 
     @app.context_processor
     def branding() -> dict[str, Any]:

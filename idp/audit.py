@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import g, has_request_context, request
 
+from idp import metrics, request_log
 from idp.extensions import db
 from idp.models import AuditEvent
 
@@ -37,4 +38,6 @@ def record(event_type: str, *, user_id: str | None = None, client_id: str | None
     if has_request_context() and "request_id" in g:
         line["request_id"] = g.request_id
     logger.info(json.dumps(line, default=str, sort_keys=True))
+    request_log.note_identity(user_id, client_id)
+    metrics.observe_audit(event_type, data)
     return event

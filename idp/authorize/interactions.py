@@ -10,6 +10,7 @@ import secrets
 import time
 from typing import Any
 
+from idp import request_log
 from idp.crypto import constant_time_equals
 from idp.errors import InteractionExpired
 from idp.extensions import settings, store
@@ -52,6 +53,7 @@ def load(uid: str, cookie_value: str | None) -> dict[str, Any]:
     if record is None:
         raise InteractionExpired("This sign-in attempt has expired. Start again from the "
                                  "application.")
+    request_log.note_identity(client_id=record.get("client_id"))
     return record
 
 

@@ -12,7 +12,9 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "phone": ("phone_number", "phone_number_verified"),
     "address": ("address",),
 }
-STANDARD_SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
+#: Scopes a client may request (discovery's ``scopes_supported``): OIDC Core §5.4 and §11, plus
+#: ``mfa``, which lets the token call the self-service MFA API (``/api/v1/me``; README "APIs").
+STANDARD_SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access", "mfa")
 CLAIMS_SUPPORTED = (
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp",
     *[c for claims in SCOPE_CLAIMS.values() for c in claims],

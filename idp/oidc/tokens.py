@@ -19,7 +19,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy import select, update
 
-from idp import audit
+from idp import audit, request_log
 from idp.crypto import sha256_hex
 from idp.extensions import db, settings
 from idp.models import Token
@@ -89,6 +89,7 @@ def persist_token(token: dict[str, Any], *, client_id: str, principal: Principal
         refresh_expires_at=int(claims["iat"]) + refresh_ttl if refresh and refresh_ttl else None,
     )
     db.session.add(row)
+    request_log.note_identity(user_id=row.user_id, client_id=client_id)
     return row
 
 

@@ -6,14 +6,19 @@ import logging
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from idp import metrics
 from idp.errors import IdpError, ServiceUnavailable
 from idp.oidc.authorization import AuthorizationError
 from idp.store import StoreUnavailable
 from idp.views.responses import deliver
 
 logger = logging.getLogger("idp.errors")
+
+#: Database errors that mean "unreachable right now" (refused, dropped, pool timeout): 503.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 #: Paths answered with JSON errors (machine clients), everything else with the error page.
 JSON_PATH_PREFIXES = ("/token", "/introspect", "/revoke", "/userinfo", "/api/", "/jwks",
@@ -33,6 +38,14 @@ def error_response(error: str, description: str, status: int) -> Response:
     response = Response(render_template("error.html", error=error, description=description),
                         status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _unavailable() -> Response:
+    unavailable = ServiceUnavailable(
+        "The sign-in service is temporarily unavailable. Please try again shortly.")
+    response = error_response(unavailable.error, unavailable.description, 503)
+    response.headers["Retry-After"] = "5"
     return response
 
 
@@ -59,11 +72,24 @@ def register(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def store_down(exc: StoreUnavailable) -> Response:
         logger.error("store unavailable: %s", exc)
-        unavailable = ServiceUnavailable(
-            "The sign-in service is temporarily unavailable. Please try again shortly.")
-        response = error_response(unavailable.error, unavailable.description, 503)
-        response.headers["Retry-After"] = "5"
-        return response
+        metrics.dependency_unavailable("redis")
+        return _unavailable()
+
+    def database_down(exc: Exception) -> Response:
+        # The message may name hosts; the type is enough here (the driver logs the rest).
+        logger.error("database unavailable on %s %s: %s", request.method, request.path,
+                     type(getattr(exc, "orig", None) or exc).__name__)
+        try:
+            from idp.extensions import db
+
+            db.session.rollback()
+        except Exception:  # the connection is already gone; the session is removed anyway
+            logger.debug("rollback after a database error failed", exc_info=True)
+        metrics.dependency_unavailable("database")
+        return _unavailable()
+
+    for error_class in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error_class, database_down)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:
