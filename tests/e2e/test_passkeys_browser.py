@@ -18,6 +18,7 @@ from tests.helpers.browser import (
     CallbackCatcher,
     VirtualAuthenticator,
     assert_page_contract,
+    goto,
     launch_chromium,
 )
 
@@ -88,7 +89,7 @@ def enroll_passkey_during_login(flows: Any, new_page: Any, json_helpers: bool = 
     authenticator = VirtualAuthenticator(page)
     url, secrets = rp.authorize_url(acr_values="aal2")
 
-    page.goto(url)
+    goto(page, url)
     password_login(page)
     page_is(page, "enroll-picker")
     assert_page_contract(page)
@@ -127,7 +128,7 @@ def test_passwordless_sign_in_with_the_passkey_from_a_fresh_browser(flows, new_p
         authenticator.add(credential)
     url, secrets = rp.authorize_url()
 
-    page.goto(url)
+    goto(page, url)
     page_is(page, "login")
     assert_page_contract(page)
     button = page.get_by_role("button", name="Sign in with a passkey")
@@ -148,12 +149,12 @@ def test_step_up_from_a_password_session_to_phr_with_only_the_passkey(flows, new
     for credential in enrolled.credentials():
         authenticator.add(credential)
     url, secrets = rp.authorize_url()
-    page.goto(url)
+    goto(page, url)
     password_login(page)
     assert finish_at_client(page, catcher, rp, secrets)["acr"] == "aal1"
 
     url, secrets = rp.authorize_url(acr_values="phr")
-    page.goto(url)
+    goto(page, url)
     page_is(page, "mfa-passkey")
     assert_page_contract(page)
     expect(page.locator('input[type="password"]')).to_have_count(0)

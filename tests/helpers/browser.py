@@ -117,3 +117,18 @@ def assert_page_contract(page: Any) -> None:
         return problems;
     }""")
     assert problems == [], problems
+
+
+def goto(page: Any, url: str) -> None:
+    """``page.goto`` that tolerates the previous navigation still ending: a redirect to the
+    (unresolvable) callback host may land on Chromium's error page just as the next
+    navigation starts, which Playwright reports as an interrupted navigation."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        page.goto(url)
+    except PlaywrightError as exc:
+        if "interrupted by another navigation" not in str(exc):
+            raise
+        page.wait_for_load_state()
+        page.goto(url)
