@@ -125,10 +125,14 @@ def goto(page: Any, url: str) -> None:
     navigation starts, which Playwright reports as an interrupted navigation."""
     from playwright.sync_api import Error as PlaywrightError
 
-    try:
-        page.goto(url)
-    except PlaywrightError as exc:
-        if "interrupted by another navigation" not in str(exc):
-            raise
-        page.wait_for_load_state()
-        page.goto(url)
+    for _ in range(3):
+        try:
+            page.goto(url)
+            return
+        except PlaywrightError as exc:
+            if "interrupted by another navigation" not in str(exc):
+                raise
+            page.wait_for_load_state()
+            if not page.url.startswith("chrome-error:"):
+                return  # our navigation went on (redirects) and arrived
+    raise AssertionError(f"could not navigate to {url}; the browser is at {page.url}")
