@@ -191,11 +191,7 @@ class Ladder:
             running = expires[level.name] if running is None else min(running,
                                                                       expires[level.name])
             expires[level.name] = running
-        amr = self.amr_for(counted_for[top.name])
-        if top.min_factors < 2:
-            # A single-factor level does not claim "mfa", even if older proofs remain fresh
-            # enough for it: amr must not promise more than acr.
-            amr = tuple(v for v in amr if v != "mfa")
+        amr = self.amr_within(self.amr_for(counted_for[top.name]), top.name)
         return Assurance(
             acr=top.name,
             amr=amr,
@@ -214,6 +210,14 @@ class Ladder:
                 return oldest
             remaining = later
         return 0
+
+    def amr_within(self, amr: Sequence[str], acr: str) -> tuple[str, ...]:
+        """``amr`` as reported with ``acr``: a single-factor level does not claim ``mfa``, even
+        if older proofs remain fresh enough for it (amr must not promise more than acr)."""
+        level = self.resolve(acr)
+        if level is not None and level.min_factors < 2:
+            return tuple(v for v in amr if v != "mfa")
+        return tuple(amr)
 
     def still_holds(self, acr: str | None, expires: Mapping[str, int],
                     now: int) -> str | None:

@@ -128,11 +128,16 @@ def check_code(env: FactorEnv, state: Mapping[str, Any], response: Mapping[str, 
 
 
 def code_challenge(env: FactorEnv, user_id: str, method: str, channel: str, recipient: str,
-                   shown_as: str, title: str, delivery_failed: str) -> Step:
-    """Send a code to ``recipient`` and describe the page that asks for it."""
+                   shown_as: str, title: str, delivery_failed: str,
+                   enrolling: bool = False) -> Step:
+    """Send a code to ``recipient`` and describe the page that asks for it (a challenge, or
+    the confirmation step of an enrollment, which offers no resend)."""
     state = send_code(env, user_id, method, channel, recipient, delivery_failed)
+    finish = " Enter it to finish." if enrolling else ""
+    data: dict[str, Any] = {"sent_to": shown_as} if enrolling else {"sent_to": shown_as,
+                                                                   "resend": True}
     return Step(state=state, display=Display(
         title=title,
-        instructions=f"We sent a {CODE_DIGITS}-digit code to {shown_as}. It expires in "
-                     f"{lifetime_text(int(env.settings.mfa.code_ttl))}.",
-        fields=(CODE_FIELD,), data={"sent_to": shown_as, "resend": True}))
+        instructions=f"We sent a {CODE_DIGITS}-digit code to {shown_as}.{finish} It expires "
+                     f"in {lifetime_text(int(env.settings.mfa.code_ttl))}.",
+        fields=(CODE_FIELD,), data=data))

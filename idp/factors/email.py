@@ -20,7 +20,6 @@ from idp.assurance import AuthEvent
 from idp.delivery import mask
 from idp.factors import codes
 from idp.factors.base import (
-    Display,
     FactorEnv,
     FactorUnavailable,
     Step,
@@ -59,13 +58,9 @@ class EmailFactor:
         if address is None:
             raise FactorUnavailable("There is no email address on your account.")
         credential.data = {"email": address}
-        state = codes.send_code(env, user.id, self.method, "email", address, DELIVERY_FAILED)
-        return Step(state=state, display=Display(
-            title="Confirm your email address",
-            instructions=f"We sent a {codes.CODE_DIGITS}-digit code to {mask(address)}. "
-                         f"Enter it to finish. It expires in "
-                         f"{codes.lifetime_text(int(env.settings.mfa.code_ttl))}.",
-            fields=(codes.CODE_FIELD,), data={"sent_to": mask(address)}))
+        return codes.code_challenge(env, user.id, self.method, "email", address, mask(address),
+                                    "Confirm your email address", DELIVERY_FAILED,
+                                    enrolling=True)
 
     def finish_enrollment(self, env: FactorEnv, user: User, credential: Credential,
                           state: Mapping[str, Any], response: Mapping[str, str]) -> AuthEvent:

@@ -18,7 +18,6 @@ from idp.assurance import AuthEvent
 from idp.delivery import mask
 from idp.factors import codes
 from idp.factors.base import (
-    Display,
     FactorEnv,
     FactorRejected,
     FactorUnavailable,
@@ -68,13 +67,9 @@ class SmsFactor:
                                                   "format: + and the country code, e.g. "
                                                   "+4915112345678.")
         credential.data = {"phone": phone}
-        state = codes.send_code(env, user.id, self.method, "sms", phone, DELIVERY_FAILED)
-        return Step(state=state, display=Display(
-            title="Confirm your mobile number",
-            instructions=f"We sent a {codes.CODE_DIGITS}-digit code by text message to "
-                         f"{mask(phone)}. Enter it to finish. It expires in "
-                         f"{codes.lifetime_text(int(env.settings.mfa.code_ttl))}.",
-            fields=(codes.CODE_FIELD,), data={"sent_to": mask(phone)}))
+        return codes.code_challenge(env, user.id, self.method, "sms", phone, mask(phone),
+                                    "Confirm your mobile number", DELIVERY_FAILED,
+                                    enrolling=True)
 
     def finish_enrollment(self, env: FactorEnv, user: User, credential: Credential,
                           state: Mapping[str, Any], response: Mapping[str, str]) -> AuthEvent:

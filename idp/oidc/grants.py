@@ -276,9 +276,7 @@ def current_context(row: Token, now: int) -> AuthContext | None:
     acr = ladder.still_holds(row.acr, expiry, now)
     if acr is None:
         return None
-    amr = tuple(row.amr or ())
-    if acr != row.acr and ladder.resolve(acr).min_factors < 2:
-        amr = tuple(v for v in amr if v != "mfa")
+    amr = tuple(row.amr or ()) if acr == row.acr else ladder.amr_within(row.amr or (), acr)
     return AuthContext(acr, amr, row.auth_time, row.sid, expiry)
 
 
