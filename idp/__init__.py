@@ -47,7 +47,7 @@ def create_app(overrides: Mapping[str, Any] | None = None,
     )
     _configure_logging(settings)
 
-    from idp import extensions, oidc, sessions
+    from idp import database, extensions, oidc, sessions
     from idp.cli import register_commands
     from idp.views import (
         account,
@@ -63,6 +63,8 @@ def create_app(overrides: Mapping[str, Any] | None = None,
     from idp.views import oidc as oidc_views
 
     extensions.db.init_app(app)
+    with app.app_context():
+        database.enable_sqlite_pragmas(extensions.db.engine)
     extensions.store.init_app(app)
     extensions.csrf.init_app(app)
     app.session_interface = sessions.StoreSessionInterface(

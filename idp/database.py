@@ -35,6 +35,9 @@ def enable_sqlite_pragmas(engine: Engine) -> None:
     def _pragmas(dbapi_connection: object, _record: object) -> None:
         cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
         cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL (not NORMAL): a commit must survive a power cut, or a redeemed code or a
+        # rotated refresh token could become usable again. WAL needs one fsync per commit.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()

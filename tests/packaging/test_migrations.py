@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,32 @@ def make_app(url: str, tmp_path: Path) -> Flask:
 
 
 def differences(app: Flask) -> list[Any]:
-    with app.app_context(), db.engine.connect() as conn:
+    with app.app_context(), db.engine.connect() as conn, warnings.catch_warnings():
+        # SQLAlchemy cannot reflect SQLite expression indexes (it says so and skips them);
+        # test_expression_indexes_exist checks those directly.
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based",
+                                category=sa.exc.SAWarning)
+        warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression",
+                                category=UserWarning)
         context = MigrationContext.configure(
             conn, opts={"compare_type": True, "compare_server_default": True})
         return compare_metadata(context, db.metadata)
+
+
+def expression_indexes() -> set[str]:
+    return {index.name for table in db.metadata.sorted_tables for index in table.indexes
+            if any(not isinstance(expr, sa.Column) for expr in index.expressions)}
+
+
+def index_names(app: Flask) -> set[str]:
+    """Every index in the database, expression indexes included (read from the catalogue)."""
+    with app.app_context(), db.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            rows = conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+        else:
+            rows = conn.execute(sa.text(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"))
+        return {row[0] for row in rows}
 
 
 def describe(diffs: list[Any]) -> str:
@@ -126,6 +149,7 @@ def check_migrations_match_models(app: Flask) -> None:
     assert current_revision(app) == head
     assert_no_differences(app)
     assert table_names(app) == model_tables() | {"alembic_version"}
+    assert expression_indexes() <= index_names(app)
 
     database.upgrade(app)  # idempotent
     assert current_revision(app) == head
@@ -142,6 +166,27 @@ def check_downgrade_then_upgrade(app: Flask) -> None:
     database.upgrade(app)
     assert_no_differences(app)
     assert table_names(app) == model_tables() | {"alembic_version"}
+
+
+def check_usernames_unique_regardless_of_case(app: Flask) -> None:
+    """The migrated schema itself refuses a username differing only in case."""
+    assert "uq_users_username_lower" in expression_indexes()
+    database.upgrade(app)
+    insert = sa.text("INSERT INTO users (id, username, email_verified, phone_number_verified,"
+                     " disabled, logins_without_mfa, created_at, updated_at)"
+                     " VALUES (:id, :name, false, false, false, 0, 0, 0)")
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(insert, {"id": "a" * 32, "name": "Alice"})
+    with app.app_context(), pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+        conn.execute(insert, {"id": "b" * 32, "name": "aLICE"})
+
+
+def test_sqlite_usernames_unique_regardless_of_case(sqlite_app: Flask) -> None:
+    check_usernames_unique_regardless_of_case(sqlite_app)
+
+
+def test_postgresql_usernames_unique_regardless_of_case(postgres_app: Flask) -> None:
+    check_usernames_unique_regardless_of_case(postgres_app)
 
 
 def test_sqlite_migrations_match_models(sqlite_app: Flask) -> None:
