@@ -18,7 +18,11 @@ class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay loaded after commit: the token endpoint commits and then reads the same
+# client, code and user to build its response; expiring them would re-SELECT each one.
+# Every request gets a fresh session (removed at app-context teardown), so nothing stale
+# outlives the request.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 csrf = CSRFProtect()
 
 

@@ -46,6 +46,9 @@ class KeyRing:
         self._active: dict[str, KeySet] = {}
         self._public: dict[str, dict] = {}
         self._private_cache: dict[str, KeySet] = {}
+        # Importing a JWK parses big integers; the imported set is rebuilt only when the
+        # published set changes, not on every token verification.
+        self._verification = KeySet([])
 
     # -- creation ----------------------------------------------------------------------------
 
@@ -136,6 +139,8 @@ class KeyRing:
             if row.state == "active":
                 active[row.alg] = self._private(row)
         with self._lock:
+            if public != self._public or not self._verification.keys:
+                self._verification = KeySet([import_key(jwk) for jwk in public.values()])
             self._active, self._public = active, public
             self._loaded_at = time.monotonic()
 
@@ -163,7 +168,7 @@ class KeyRing:
     def verification_keys(self) -> KeySet:
         """Every published public key, for verifying our own tokens."""
         self._load()
-        return KeySet([import_key(jwk) for jwk in self._public.values()])
+        return self._verification
 
 
 def _json_bytes(data: dict) -> bytes:
