@@ -57,8 +57,20 @@ class Level:
 
 
 @dataclass(frozen=True)
+class Held:
+    """What one satisfied level reports: its own ``amr`` and ``auth_time`` (DESIGN §3)."""
+
+    amr: tuple[str, ...]
+    auth_time: int
+
+
+@dataclass(frozen=True)
 class Assurance:
-    """The outcome for one session at one instant."""
+    """The outcome for one session at one instant.
+
+    ``acr``/``amr``/``auth_time`` are the strongest satisfied level's; ``held`` has each
+    satisfied level's own (a weaker level counts older proofs, so they differ).
+    """
 
     acr: str | None          # None: nothing proven (or everything expired)
     amr: tuple[str, ...]
@@ -67,6 +79,18 @@ class Assurance:
     #: For each satisfied level, when it stops being satisfied by these events (max ages
     #: only; idle timeouts depend on future activity).
     expires: dict[str, int] = field(default_factory=dict)
+    held: dict[str, Held] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The authentication to report for one request: acr as requested (a name or alias),
+    that level's amr and auth_time, and the expiry of it and every weaker level."""
+
+    acr: str | None
+    amr: tuple[str, ...]
+    auth_time: int | None
+    expires: dict[str, int]
 
 
 class Ladder:
@@ -140,10 +164,14 @@ class Ladder:
     def _is_uv_passkey(event: AuthEvent) -> bool:
         return event.method in WEBAUTHN_METHODS and event.prop("user_verified")
 
-    def _meets(self, level: Level, events: Sequence[AuthEvent]) -> bool:
+    def _counted(self, level: Level, events: Sequence[AuthEvent]) -> list[AuthEvent]:
+        """The events that count as factors toward ``level``."""
         # A remembered device stands in for a second factor only below phishing resistance.
-        counted = [e for e in events if self._counts(e)
-                   and not (level.phishing_resistant and e.prop("remembered"))]
+        return [e for e in events if self._counts(e)
+                and not (level.phishing_resistant and e.prop("remembered"))]
+
+    def _meets(self, level: Level, events: Sequence[AuthEvent]) -> bool:
+        counted = self._counted(level, events)
         kinds = {self._kind(e) for e in counted}
         strength = len(kinds) + (1 if any(self._is_uv_passkey(e) for e in counted) else 0)
         if strength < level.min_factors:
@@ -181,8 +209,8 @@ class Ladder:
             counted_for[level.name] = fresh
         if not satisfied:
             return Assurance(None, (), None, frozenset())
-        top = satisfied[-1]
-        counted = [e for e in counted_for[top.name] if self._counts(e)] or counted_for[top.name]
+        held = {level.name: self._held(level, counted_for[level.name]) for level in satisfied}
+        top = held[satisfied[-1].name]
         expires = {level.name: self._expiry(level, counted_for[level.name])
                    for level in satisfied}
         # A level cannot outlive a weaker one it builds on (the ladder is monotone).
@@ -191,14 +219,40 @@ class Ladder:
             running = expires[level.name] if running is None else min(running,
                                                                       expires[level.name])
             expires[level.name] = running
-        amr = self.amr_within(self.amr_for(counted_for[top.name]), top.name)
         return Assurance(
-            acr=top.name,
-            amr=amr,
-            auth_time=max(e.at for e in counted),
+            acr=satisfied[-1].name,
+            amr=top.amr,
+            auth_time=top.auth_time,
             satisfied=frozenset(level.name for level in satisfied),
             expires=expires,
+            held=held,
         )
+
+    def _held(self, level: Level, fresh: Sequence[AuthEvent]) -> Held:
+        """``level``'s amr (from its fresh events, :meth:`amr_within`) and auth_time (the
+        latest event counted toward it: OIDC Core §2)."""
+        counted = self._counted(level, fresh) or list(fresh)
+        return Held(self.amr_within(self.amr_for(fresh), level.name),
+                    max(e.at for e in counted))
+
+    def report(self, assurance: Assurance, requested: Sequence[str] = ()) -> Report:
+        """What to put in tokens for a request that asked ``requested`` (preference order):
+        the first requested value whose level is satisfied, else the strongest satisfied
+        level (DESIGN §4.6), with that level's own amr and auth_time. ``expires`` keeps only
+        that level and weaker ones, so a later refresh never reports more
+        (:meth:`still_holds`)."""
+        if assurance.acr is None:
+            return Report(None, (), None, {})
+        acr = next((value for value in requested
+                    if (lvl := self.resolve(value)) is not None
+                    and lvl.name in assurance.satisfied), assurance.acr)
+        level = self.resolve(acr)
+        assert level is not None
+        held = assurance.held[level.name]
+        rank = self.levels.index(level)
+        expires = {name: at for name, at in assurance.expires.items()
+                   if self.rank(name) <= rank}
+        return Report(acr, held.amr, held.auth_time, expires)
 
     def _expiry(self, level: Level, events: Sequence[AuthEvent]) -> int:
         """When ``level`` stops holding as ``events`` age out (each after ``max_age``)."""
@@ -249,13 +303,14 @@ class Ladder:
 
     def satisfies(self, events: Sequence[AuthEvent], value: str, now: int,
                   last_active: int | None = None, max_age: int | None = None) -> bool:
-        """Does the session satisfy level ``value`` now, with ``auth_time`` within ``max_age``?"""
+        """Does the session satisfy level ``value`` now, with that level's own ``auth_time``
+        within ``max_age``?"""
         level = self.resolve(value)
         if level is None:
             return False
         result = self.evaluate(events, now, last_active)
         if level.name not in result.satisfied:
             return False
-        if max_age is not None and result.auth_time is not None:
-            return now - result.auth_time <= max_age
+        if max_age is not None:
+            return now - result.held[level.name].auth_time <= max_age
         return True
