@@ -5,7 +5,8 @@ Pure: imports nothing of the application, reads no clock (``now`` is a parameter
 - Levels (the acr ladder) are data: :class:`Level` built from configuration, weakest first;
   a higher level satisfies every lower one (DESIGN §3).
 - ``amr`` values follow RFC 8176 plus ``pop`` (OpenID EAP ACR Values); ``mfa`` whenever the
-  counted events span two factor kinds or include a user-verifying passkey.
+  counted events span two factor categories (NIST SP 800-63B know/have/are, declared by each
+  factor on its events) or include a user-verifying passkey.
 - ``auth_time`` is the time of the latest event that counts toward the returned ``acr``
   (OIDC Core §2: the time the authentication that produced the acr occurred).
 """
@@ -20,6 +21,16 @@ from typing import Any
 WEBAUTHN_METHODS = frozenset({"passkey", "webauthn"})
 EMAIL_METHOD = "email"
 
+#: NIST SP 800-63B §5.1 authentication factor categories: something you know, have, are.
+KNOW, HAVE, ARE = "know", "have", "are"
+CATEGORIES = frozenset({KNOW, HAVE, ARE})
+
+
+def default_category(method: str) -> str:
+    """The category of an event stored before events carried one: only the password is
+    something you know; every built-in second factor is something you have."""
+    return KNOW if method == "password" else HAVE
+
 
 @dataclass(frozen=True)
 class AuthEvent:
@@ -30,19 +41,27 @@ class AuthEvent:
     amr: tuple[str, ...]
     at: int
     properties: Mapping[str, bool] = field(default_factory=dict)
+    #: The factor's NIST SP 800-63B category (:data:`KNOW`, :data:`HAVE`, :data:`ARE`),
+    #: declared by the factor; None means :func:`default_category` of the method.
+    category: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.category or default_category(self.method)
 
     def prop(self, name: str) -> bool:
         return bool(self.properties.get(name, False))
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "factor_id": self.factor_id, "amr": list(self.amr),
-                "at": self.at, "properties": dict(self.properties)}
+                "at": self.at, "properties": dict(self.properties), "category": self.category}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuthEvent:
         return cls(method=str(data["method"]), factor_id=data.get("factor_id"),
                    amr=tuple(data.get("amr", ())), at=int(data["at"]),
-                   properties=dict(data.get("properties", {})))
+                   properties=dict(data.get("properties", {})),
+                   category=data.get("category"))
 
 
 @dataclass(frozen=True)
@@ -148,10 +167,12 @@ class Ladder:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _kind(event: AuthEvent) -> str:
-        """The factor kind: every WebAuthn method is one possession factor."""
-        return "webauthn" if event.method in WEBAUTHN_METHODS else event.method
+    def _strength(self, counted: Sequence[AuthEvent]) -> int:
+        """How many factor categories the events prove (NIST SP 800-63B §5.1): distinct
+        categories, a user-verifying WebAuthn assertion adding one more (its PIN or biometric
+        is something you know or are). TOTP + SMS is one category: both are possessions."""
+        return len({e.kind for e in counted}) + (
+            1 if any(self._is_uv_passkey(e) for e in counted) else 0)
 
     def _counts(self, event: AuthEvent) -> bool:
         return self.counts_method(event.method)
@@ -172,9 +193,7 @@ class Ladder:
 
     def _meets(self, level: Level, events: Sequence[AuthEvent]) -> bool:
         counted = self._counted(level, events)
-        kinds = {self._kind(e) for e in counted}
-        strength = len(kinds) + (1 if any(self._is_uv_passkey(e) for e in counted) else 0)
-        if strength < level.min_factors:
+        if self._strength(counted) < level.min_factors:
             return False
         if level.phishing_resistant and not any(e.method in WEBAUTHN_METHODS for e in counted):
             return False
@@ -296,8 +315,7 @@ class Ladder:
                 if value not in values:
                     values.append(value)
         counted = [e for e in events if self._counts(e)]
-        two_kinds = len({self._kind(e) for e in counted}) >= 2
-        if (two_kinds or any(self._is_uv_passkey(e) for e in counted)) and "mfa" not in values:
+        if self._strength(counted) >= 2 and "mfa" not in values:
             values.append("mfa")
         return tuple(values)
 

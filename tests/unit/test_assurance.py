@@ -131,6 +131,18 @@ EVALUATE_TABLE = [
     row("password + sms never reaches phr",
         [password(ago(200)), sms(ago(100))],
         Expect("aal2", ("pwd", "sms", "mfa"), ago(100), TO_AAL2)),
+    row("totp + sms are both something you have: one category, aal1, no mfa",
+        [totp(ago(200)), sms(ago(100))],
+        Expect("aal1", ("otp", "sms"), ago(100), AAL1)),
+    row("totp + recovery code: one category",
+        [totp(ago(200)), recovery_code(ago(100))],
+        Expect("aal1", ("otp", "lookup"), ago(100), AAL1)),
+    row("password + remembered device: know + have",
+        [password(ago(200)), remembered_device(ago(100))],
+        Expect("aal2", ("pwd", "rdev", "mfa"), ago(100), TO_AAL2)),
+    row("an event declaring 'know' + totp: two categories",
+        [AuthEvent("pin_plugin", "pin:1", ("pin",), ago(200), category="know"), totp(ago(100))],
+        Expect("aal2", ("pin", "otp", "mfa"), ago(100), TO_AAL2)),
     row("password + recovery code never reaches phr",
         [password(ago(200)), recovery_code(ago(100))],
         Expect("aal2", ("pwd", "lookup", "mfa"), ago(100), TO_AAL2)),
@@ -376,12 +388,21 @@ def test_invalid_ladder_raises_value_error(levels: list[dict[str, Any]], message
     [
         pytest.param(password(ago(1)), id="password"),
         pytest.param(hardware_passkey(ago(2)), id="passkey with properties"),
-        pytest.param(AuthEvent("email", None, (), NOW), id="no factor id, no amr"),
+        pytest.param(AuthEvent("email", None, (), NOW, category="have"),
+                     id="no factor id, no amr"),
     ],
 )
 def test_auth_event_round_trips_through_a_json_dict(event: AuthEvent) -> None:
     stored = json.loads(json.dumps(event.to_dict()))
     assert AuthEvent.from_dict(stored) == event
+
+
+@pytest.mark.parametrize(("method", "kind"), [("password", "know"), ("totp", "have"),
+                                              ("passkey", "have"), ("hotp", "have")])
+def test_event_stored_without_a_category_gets_the_method_default(method: str,
+                                                                 kind: str) -> None:
+    event = AuthEvent.from_dict({"method": method, "at": NOW})
+    assert (event.category, event.kind) == (None, kind)
 
 
 @pytest.mark.parametrize(
