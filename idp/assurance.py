@@ -5,7 +5,8 @@ Pure: imports nothing of the application, reads no clock (``now`` is a parameter
 - Levels (the acr ladder) are data: :class:`Level` built from configuration, weakest first;
   a higher level satisfies every lower one (DESIGN §3).
 - ``amr`` values follow RFC 8176 plus ``pop`` (OpenID EAP ACR Values); ``mfa`` whenever the
-  counted events span two factor kinds or include a user-verifying passkey.
+  counted events span two factor categories (NIST SP 800-63B know/have/are, declared by each
+  factor on its events) or include a user-verifying passkey.
 - ``auth_time`` is the time of the latest event that counts toward the returned ``acr``
   (OIDC Core §2: the time the authentication that produced the acr occurred).
 """
@@ -20,6 +21,16 @@ from typing import Any
 WEBAUTHN_METHODS = frozenset({"passkey", "webauthn"})
 EMAIL_METHOD = "email"
 
+#: NIST SP 800-63B §5.1 authentication factor categories: something you know, have, are.
+KNOW, HAVE, ARE = "know", "have", "are"
+CATEGORIES = frozenset({KNOW, HAVE, ARE})
+
+
+def default_category(method: str) -> str:
+    """The category of an event stored before events carried one: only the password is
+    something you know; every built-in second factor is something you have."""
+    return KNOW if method == "password" else HAVE
+
 
 @dataclass(frozen=True)
 class AuthEvent:
@@ -30,19 +41,27 @@ class AuthEvent:
     amr: tuple[str, ...]
     at: int
     properties: Mapping[str, bool] = field(default_factory=dict)
+    #: The factor's NIST SP 800-63B category (:data:`KNOW`, :data:`HAVE`, :data:`ARE`),
+    #: declared by the factor; None means :func:`default_category` of the method.
+    category: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.category or default_category(self.method)
 
     def prop(self, name: str) -> bool:
         return bool(self.properties.get(name, False))
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "factor_id": self.factor_id, "amr": list(self.amr),
-                "at": self.at, "properties": dict(self.properties)}
+                "at": self.at, "properties": dict(self.properties), "category": self.category}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AuthEvent:
         return cls(method=str(data["method"]), factor_id=data.get("factor_id"),
                    amr=tuple(data.get("amr", ())), at=int(data["at"]),
-                   properties=dict(data.get("properties", {})))
+                   properties=dict(data.get("properties", {})),
+                   category=data.get("category"))
 
 
 @dataclass(frozen=True)
@@ -57,8 +76,20 @@ class Level:
 
 
 @dataclass(frozen=True)
+class Held:
+    """What one satisfied level reports: its own ``amr`` and ``auth_time`` (DESIGN §3)."""
+
+    amr: tuple[str, ...]
+    auth_time: int
+
+
+@dataclass(frozen=True)
 class Assurance:
-    """The outcome for one session at one instant."""
+    """The outcome for one session at one instant.
+
+    ``acr``/``amr``/``auth_time`` are the strongest satisfied level's; ``held`` has each
+    satisfied level's own (a weaker level counts older proofs, so they differ).
+    """
 
     acr: str | None          # None: nothing proven (or everything expired)
     amr: tuple[str, ...]
@@ -67,6 +98,18 @@ class Assurance:
     #: For each satisfied level, when it stops being satisfied by these events (max ages
     #: only; idle timeouts depend on future activity).
     expires: dict[str, int] = field(default_factory=dict)
+    held: dict[str, Held] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The authentication to report for one request: acr as requested (a name or alias),
+    that level's amr and auth_time, and the expiry of it and every weaker level."""
+
+    acr: str | None
+    amr: tuple[str, ...]
+    auth_time: int | None
+    expires: dict[str, int]
 
 
 class Ladder:
@@ -124,10 +167,12 @@ class Ladder:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _kind(event: AuthEvent) -> str:
-        """The factor kind: every WebAuthn method is one possession factor."""
-        return "webauthn" if event.method in WEBAUTHN_METHODS else event.method
+    def _strength(self, counted: Sequence[AuthEvent]) -> int:
+        """How many factor categories the events prove (NIST SP 800-63B §5.1): distinct
+        categories, a user-verifying WebAuthn assertion adding one more (its PIN or biometric
+        is something you know or are). TOTP + SMS is one category: both are possessions."""
+        return len({e.kind for e in counted}) + (
+            1 if any(self._is_uv_passkey(e) for e in counted) else 0)
 
     def _counts(self, event: AuthEvent) -> bool:
         return self.counts_method(event.method)
@@ -140,13 +185,15 @@ class Ladder:
     def _is_uv_passkey(event: AuthEvent) -> bool:
         return event.method in WEBAUTHN_METHODS and event.prop("user_verified")
 
-    def _meets(self, level: Level, events: Sequence[AuthEvent]) -> bool:
+    def _counted(self, level: Level, events: Sequence[AuthEvent]) -> list[AuthEvent]:
+        """The events that count as factors toward ``level``."""
         # A remembered device stands in for a second factor only below phishing resistance.
-        counted = [e for e in events if self._counts(e)
-                   and not (level.phishing_resistant and e.prop("remembered"))]
-        kinds = {self._kind(e) for e in counted}
-        strength = len(kinds) + (1 if any(self._is_uv_passkey(e) for e in counted) else 0)
-        if strength < level.min_factors:
+        return [e for e in events if self._counts(e)
+                and not (level.phishing_resistant and e.prop("remembered"))]
+
+    def _meets(self, level: Level, events: Sequence[AuthEvent]) -> bool:
+        counted = self._counted(level, events)
+        if self._strength(counted) < level.min_factors:
             return False
         if level.phishing_resistant and not any(e.method in WEBAUTHN_METHODS for e in counted):
             return False
@@ -181,8 +228,8 @@ class Ladder:
             counted_for[level.name] = fresh
         if not satisfied:
             return Assurance(None, (), None, frozenset())
-        top = satisfied[-1]
-        counted = [e for e in counted_for[top.name] if self._counts(e)] or counted_for[top.name]
+        held = {level.name: self._held(level, counted_for[level.name]) for level in satisfied}
+        top = held[satisfied[-1].name]
         expires = {level.name: self._expiry(level, counted_for[level.name])
                    for level in satisfied}
         # A level cannot outlive a weaker one it builds on (the ladder is monotone).
@@ -191,14 +238,40 @@ class Ladder:
             running = expires[level.name] if running is None else min(running,
                                                                       expires[level.name])
             expires[level.name] = running
-        amr = self.amr_within(self.amr_for(counted_for[top.name]), top.name)
         return Assurance(
-            acr=top.name,
-            amr=amr,
-            auth_time=max(e.at for e in counted),
+            acr=satisfied[-1].name,
+            amr=top.amr,
+            auth_time=top.auth_time,
             satisfied=frozenset(level.name for level in satisfied),
             expires=expires,
+            held=held,
         )
+
+    def _held(self, level: Level, fresh: Sequence[AuthEvent]) -> Held:
+        """``level``'s amr (from its fresh events, :meth:`amr_within`) and auth_time (the
+        latest event counted toward it: OIDC Core §2)."""
+        counted = self._counted(level, fresh) or list(fresh)
+        return Held(self.amr_within(self.amr_for(fresh), level.name),
+                    max(e.at for e in counted))
+
+    def report(self, assurance: Assurance, requested: Sequence[str] = ()) -> Report:
+        """What to put in tokens for a request that asked ``requested`` (preference order):
+        the first requested value whose level is satisfied, else the strongest satisfied
+        level (DESIGN §4.6), with that level's own amr and auth_time. ``expires`` keeps only
+        that level and weaker ones, so a later refresh never reports more
+        (:meth:`still_holds`)."""
+        if assurance.acr is None:
+            return Report(None, (), None, {})
+        acr = next((value for value in requested
+                    if (lvl := self.resolve(value)) is not None
+                    and lvl.name in assurance.satisfied), assurance.acr)
+        level = self.resolve(acr)
+        assert level is not None
+        held = assurance.held[level.name]
+        rank = self.levels.index(level)
+        expires = {name: at for name, at in assurance.expires.items()
+                   if self.rank(name) <= rank}
+        return Report(acr, held.amr, held.auth_time, expires)
 
     def _expiry(self, level: Level, events: Sequence[AuthEvent]) -> int:
         """When ``level`` stops holding as ``events`` age out (each after ``max_age``)."""
@@ -242,20 +315,20 @@ class Ladder:
                 if value not in values:
                     values.append(value)
         counted = [e for e in events if self._counts(e)]
-        two_kinds = len({self._kind(e) for e in counted}) >= 2
-        if (two_kinds or any(self._is_uv_passkey(e) for e in counted)) and "mfa" not in values:
+        if self._strength(counted) >= 2 and "mfa" not in values:
             values.append("mfa")
         return tuple(values)
 
     def satisfies(self, events: Sequence[AuthEvent], value: str, now: int,
                   last_active: int | None = None, max_age: int | None = None) -> bool:
-        """Does the session satisfy level ``value`` now, with ``auth_time`` within ``max_age``?"""
+        """Does the session satisfy level ``value`` now, with that level's own ``auth_time``
+        within ``max_age``?"""
         level = self.resolve(value)
         if level is None:
             return False
         result = self.evaluate(events, now, last_active)
         if level.name not in result.satisfied:
             return False
-        if max_age is not None and result.auth_time is not None:
-            return now - result.auth_time <= max_age
+        if max_age is not None:
+            return now - result.held[level.name].auth_time <= max_age
         return True

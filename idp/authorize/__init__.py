@@ -35,15 +35,9 @@ def run(ctx: AuthorizeContext) -> CodeIssued | NeedsInteraction:
 
 def _principal(ctx: AuthorizeContext) -> Principal:
     """DESIGN §4.6: the ID token's acr is the first requested value that is satisfied, else
-    the strongest satisfied level; auth_time and amr come from the same evaluation."""
+    the strongest satisfied level; amr and auth_time are that level's own."""
     assert ctx.user is not None and ctx.assurance is not None
-    assurance = ctx.assurance
-    acr = next(
-        (v for v in ctx.requested_acr
-         if ctx.ladder.resolve(v).name in assurance.satisfied),  # type: ignore[union-attr]
-        assurance.acr,
-    )
+    report = ctx.ladder.report(ctx.assurance, ctx.requested_acr)
     sid = ctx.session.get("oidc_sid")
-    return Principal(ctx.user, AuthContext(acr, assurance.amr, assurance.auth_time, sid,
-                                           dict(assurance.expires)))
-
+    return Principal(ctx.user, AuthContext(report.acr, report.amr, report.auth_time, sid,
+                                           report.expires))

@@ -45,10 +45,14 @@ def _login_requested(ctx: AuthorizeContext) -> bool:
 
 
 def _max_age_exceeded(ctx: AuthorizeContext) -> bool:
-    """OIDC Core §3.1.2.1: re-authenticate when auth_time is older than max_age."""
-    if ctx.max_age is None or ctx.assurance is None or ctx.assurance.auth_time is None:
+    """OIDC Core §3.1.2.1: re-authenticate when auth_time is older than max_age — the
+    auth_time the tokens would carry (that of the level reported, DESIGN §4.6)."""
+    if ctx.max_age is None or ctx.assurance is None:
         return False
-    return ctx.now - ctx.assurance.auth_time > ctx.max_age and not _login_done_here(ctx)
+    auth_time = ctx.ladder.report(ctx.assurance, ctx.requested_acr).auth_time
+    if auth_time is None:
+        return False
+    return ctx.now - auth_time > ctx.max_age and not _login_done_here(ctx)
 
 
 def _proofs_too_old(ctx: AuthorizeContext) -> bool:

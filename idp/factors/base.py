@@ -96,13 +96,16 @@ class Factor(Protocol):
     """A second (or passwordless first) factor.
 
     Attributes: ``method`` (stable id, e.g. ``"totp"``), ``label`` (user-facing), ``amr``
-    (RFC 8176 values), ``strength`` (picker order: higher first), ``templates`` (page names;
-    ``None`` uses the generic code-entry page).
+    (RFC 8176 values), ``category`` (NIST SP 800-63B factor category: ``"know"``,
+    ``"have"`` or ``"are"``; two factors reach aal2 only from two categories), ``strength``
+    (picker order: higher first), ``templates`` (page names; ``None`` uses the generic
+    code-entry page).
     """
 
     method: str
     label: str
     amr: tuple[str, ...]
+    category: str
     strength: int
     templates: Mapping[str, str] | None
 
@@ -134,4 +137,4 @@ class Factor(Protocol):
 def event_for(factor: Factor, credential: Credential, at: int,
               properties: Mapping[str, bool] | None = None) -> AuthEvent:
     return AuthEvent(method=factor.method, factor_id=credential.id, amr=tuple(factor.amr),
-                     at=at, properties=dict(properties or {}))
+                     at=at, properties=dict(properties or {}), category=factor.category)

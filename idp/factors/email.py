@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from idp.assurance import AuthEvent
+from idp.assurance import HAVE, AuthEvent
 from idp.delivery import mask
 from idp.factors import codes
 from idp.factors.base import (
@@ -42,6 +42,7 @@ class EmailFactor:
     method = "email"
     label = "Email code"
     amr = ("email",)
+    category = HAVE
     strength = 10
     templates = {"challenge": "factors/code_challenge.html",
                  "enroll": "factors/code_enroll.html"}

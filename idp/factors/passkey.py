@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from idp.assurance import AuthEvent
+from idp.assurance import HAVE, AuthEvent
 from idp.crypto import derive_key
 from idp.extensions import db
 from idp.factors import webauthn
@@ -99,6 +99,7 @@ class PasskeyFactor:
     method = METHOD
     label = "Passkey"
     amr = ("pop",)
+    category = HAVE
     strength = 100
     templates = {"enroll": "factors/passkey_enroll.html",
                  "challenge": "factors/passkey_challenge.html"}
@@ -114,6 +115,7 @@ class PasskeyFactor:
         hardware = bool(data.get("hardware_attested", False))
         amr = ("pop", *(("user",) if user_verified else ()), "hwk" if hardware else "swk")
         return AuthEvent(method=self.method, factor_id=credential.id, amr=amr, at=at,
+                         category=self.category,
                          properties={
                              "user_verified": user_verified,
                              "phishing_resistant": True,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from idp.assurance import AuthEvent
+from idp.assurance import KNOW, AuthEvent
 
 METHOD = "password"
 AMR = ("pwd",)
@@ -58,7 +58,8 @@ class PasswordHashing:
 
 def password_event(user_id: str, at: int) -> AuthEvent:
     """What a correct password proves (DESIGN §3: amr ``pwd``)."""
-    return AuthEvent(method=METHOD, factor_id=f"password:{user_id}", amr=AMR, at=at)
+    return AuthEvent(method=METHOD, factor_id=f"password:{user_id}", amr=AMR, at=at,
+                     category=KNOW)
 
 
 def validate_new_password(password: str) -> str | None:

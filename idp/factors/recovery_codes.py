@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from idp.assurance import AuthEvent
+from idp.assurance import HAVE, AuthEvent
 from idp.crypto import derive_key
 from idp.extensions import db
 from idp.factors.base import Display, FactorEnv, FactorRejected, InputField, Step, event_for
@@ -67,6 +67,7 @@ class RecoveryCodeFactor:
     method = "recovery_code"
     label = "Recovery code"
     amr = ("lookup",)
+    category = HAVE
     strength = 5
     templates = {"enroll": "factors/recovery_codes.html"}
 

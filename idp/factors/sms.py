@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from idp.assurance import AuthEvent
+from idp.assurance import HAVE, AuthEvent
 from idp.delivery import mask
 from idp.factors import codes
 from idp.factors.base import (
@@ -48,6 +48,7 @@ class SmsFactor:
     method = "sms"
     label = "Text message (SMS)"
     amr = ("sms",)
+    category = HAVE
     strength = 20
     templates = {"challenge": "factors/code_challenge.html",
                  "enroll": "factors/code_enroll.html"}

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pyotp
 
 from idp import qr
-from idp.assurance import AuthEvent
+from idp.assurance import HAVE, AuthEvent
 from idp.factors.base import (
     Display,
     FactorEnv,
@@ -41,6 +41,7 @@ class TotpFactor:
     method = "totp"
     label = "Authenticator app"
     amr = ("otp",)
+    category = HAVE
     strength = 50
     templates = {"enroll": "factors/totp_enroll.html"}
 

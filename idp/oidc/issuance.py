@@ -77,7 +77,8 @@ def stepped_up_context(row: Token, prior: Sequence[AuthEvent], proof: AuthEvent,
     if result.acr is None or held_level is None \
             or ladder.rank(result.acr) < ladder.rank(held_level.name):
         return held
-    return AuthContext(result.acr, result.amr, result.auth_time, row.sid, dict(result.expires))
+    report = ladder.report(result)
+    return AuthContext(report.acr, report.amr, report.auth_time, row.sid, report.expires)
 
 
 def issue_token_set(row: Token, user: User, context: AuthContext,

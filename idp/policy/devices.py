@@ -14,7 +14,7 @@ import time
 from sqlalchemy import select
 
 from idp import audit
-from idp.assurance import AuthEvent
+from idp.assurance import HAVE, AuthEvent
 from idp.extensions import db
 from idp.models import Device, User
 
@@ -64,4 +64,4 @@ def remembered_event(user: User, device_id: str | None, now: int) -> AuthEvent |
     if device is None or not device.remembered_until or device.remembered_until <= now:
         return None
     return AuthEvent(method=METHOD, factor_id=f"device:{device.id}", amr=AMR, at=now,
-                     properties={"remembered": True})
+                     properties={"remembered": True}, category=HAVE)

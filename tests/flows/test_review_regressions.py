@@ -101,14 +101,15 @@ def test_idle_timeouts_of_levels_are_enforced(flows, app):
 
 
 def test_a_remembered_device_never_helps_reach_phr():
-    """M3: a non-user-verifying passkey plus a remembered device is aal2, not phr."""
+    """M3: a non-user-verifying passkey plus a remembered device never reaches phr (and, both
+    being something you have, are one NIST category: aal1)."""
     ladder = Ladder.from_config(DEFAULTS["acr"]["levels"])
     now = 1_800_000_000
     events = [AuthEvent("passkey", "p", ("pop", "swk"), now - 10,
                         {"user_verified": False}),
               AuthEvent("remembered_device", "d", ("rdev",), now - 5, {"remembered": True})]
 
-    assert ladder.evaluate(events, now).acr == "aal2"
+    assert ladder.evaluate(events, now).satisfied == {"aal1"}
 
 
 @pytest.mark.parametrize(("params", "error"), [

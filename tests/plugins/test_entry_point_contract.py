@@ -21,6 +21,7 @@ class ClassAttributeFactor:
     method = "stub"
     label = "Stub"
     amr = ("otp",)
+    category = "have"
     strength = 1
     templates = None
 

@@ -393,16 +393,16 @@ def test_password_plus_hotp_is_aal2_like_a_builtin_factor(app, flows, hotp_plugi
     assert (both.acr, both.amr) == ("aal2", ("pwd", "otp", "mfa"))
 
 
-def test_hotp_and_totp_are_two_kinds_for_the_ladder(app, flows, hotp_plugin):
-    """The README's caveat: kinds are counted by method, so two OTP devices make aal2."""
+def test_hotp_and_totp_are_one_category_for_the_ladder(app, flows, hotp_plugin):
+    """Kinds are NIST SP 800-63B categories: two OTP devices are both something you have."""
     flows.user("alice")
     enroll_hotp(app, hotp_plugin, "alice")
     enroll_totp(app, "alice")
     now = int(time.time())
     with app.test_request_context():
         events = MfaService().expected_events(_user("alice"), now)
-    assert sorted(e.method for e in events) == ["hotp", "totp"]
-    assert app.extensions["idp.ladder"].evaluate(events, now).acr == "aal2"
+    assert sorted((e.method, e.kind) for e in events) == [("hotp", "have"), ("totp", "have")]
+    assert app.extensions["idp.ladder"].evaluate(events, now).acr == "aal1"
 
 
 # -- the hosted pages, end to end ------------------------------------------------------------

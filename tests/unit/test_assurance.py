@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import idp
-from idp.assurance import Assurance, AuthEvent, Ladder
+from idp.assurance import Assurance, AuthEvent, Held, Ladder, Report
 
 DEFAULTS = yaml.safe_load(
     (Path(idp.__file__).parent / "config" / "default.yaml").read_text("utf-8"))
@@ -78,6 +78,10 @@ def hardware_passkey(at: int) -> AuthEvent:
     return passkey(at, device_bound=True, hardware_attested=True)
 
 
+def remembered_device(at: int) -> AuthEvent:
+    return AuthEvent("remembered_device", "device:1", ("rdev",), at, {"remembered": True})
+
+
 @dataclass(frozen=True)
 class Expect:
     acr: str | None
@@ -127,6 +131,18 @@ EVALUATE_TABLE = [
     row("password + sms never reaches phr",
         [password(ago(200)), sms(ago(100))],
         Expect("aal2", ("pwd", "sms", "mfa"), ago(100), TO_AAL2)),
+    row("totp + sms are both something you have: one category, aal1, no mfa",
+        [totp(ago(200)), sms(ago(100))],
+        Expect("aal1", ("otp", "sms"), ago(100), AAL1)),
+    row("totp + recovery code: one category",
+        [totp(ago(200)), recovery_code(ago(100))],
+        Expect("aal1", ("otp", "lookup"), ago(100), AAL1)),
+    row("password + remembered device: know + have",
+        [password(ago(200)), remembered_device(ago(100))],
+        Expect("aal2", ("pwd", "rdev", "mfa"), ago(100), TO_AAL2)),
+    row("an event declaring 'know' + totp: two categories",
+        [AuthEvent("pin_plugin", "pin:1", ("pin",), ago(200), category="know"), totp(ago(100))],
+        Expect("aal2", ("pin", "otp", "mfa"), ago(100), TO_AAL2)),
     row("password + recovery code never reaches phr",
         [password(ago(200)), recovery_code(ago(100))],
         Expect("aal2", ("pwd", "lookup", "mfa"), ago(100), TO_AAL2)),
@@ -184,9 +200,82 @@ def test_evaluate(events: list[AuthEvent], last_active: int | None, email_counts
     result = ladder(email_counts).evaluate(events, NOW, last_active=last_active)
 
     assert result == Assurance(expected.acr, expected.amr, expected.auth_time,
-                               expected.satisfied, result.expires)
-    assert set(result.expires) == set(expected.satisfied)
+                               expected.satisfied, result.expires, result.held)
+    assert set(result.expires) == set(expected.satisfied) == set(result.held)
+    if expected.acr is not None:
+        assert result.held[expected.acr] == Held(expected.amr, expected.auth_time)
     assert all(expiry > NOW for expiry in result.expires.values())
+
+
+# -- per-level amr/auth_time and what a request reports (DESIGN §4.6) -------------------------
+
+#: Password and TOTP two days old (fresh for aal1 only), then a user-verifying passkey.
+OLD_MFA_NEW_PASSKEY = [password(ago(2 * DAY)), totp(ago(2 * DAY)), passkey(ago(50))]
+#: A passkey, then a remembered device (which phr does not count).
+PASSKEY_THEN_REMEMBERED = [passkey(ago(1000)), remembered_device(ago(10))]
+PWD_OTP = [password(ago(300)), totp(ago(100))]
+
+
+@pytest.mark.parametrize(
+    ("events", "level", "held"),
+    [
+        pytest.param(OLD_MFA_NEW_PASSKEY, "aal1", Held(("pwd", "otp", "pop", "user", "swk"),
+                                                       ago(50)),
+                     id="aal1 counts the old proofs too, without mfa"),
+        pytest.param(OLD_MFA_NEW_PASSKEY, "aal2", Held(("pop", "user", "swk", "mfa"), ago(50)),
+                     id="aal2 counts only the passkey"),
+        pytest.param(PASSKEY_THEN_REMEMBERED, "aal2",
+                     Held(("pop", "user", "swk", "rdev", "mfa"), ago(10)),
+                     id="aal2 counts the remembered device: its auth_time is the device's"),
+        pytest.param(PASSKEY_THEN_REMEMBERED, "phr",
+                     Held(("pop", "user", "swk", "rdev", "mfa"), ago(1000)),
+                     id="phr ignores the remembered device: its auth_time is the passkey's"),
+        pytest.param(PWD_OTP, "aal1", Held(("pwd", "otp"), ago(100)),
+                     id="aal1 of an aal2 session has no mfa"),
+    ],
+)
+def test_each_level_holds_its_own_amr_and_auth_time(events: list[AuthEvent], level: str,
+                                                     held: Held) -> None:
+    assert ladder().evaluate(events, NOW).held[level] == held
+
+
+@pytest.mark.parametrize(
+    ("events", "requested", "expected"),
+    [
+        pytest.param(PWD_OTP, ("aal1",), Report("aal1", ("pwd", "otp"), ago(100),
+                                                {"aal1": ago(100) + 30 * DAY}),
+                     id="RP asks aal1 while aal2 holds: aal1, no mfa"),
+        pytest.param(PWD_OTP, ("1",), Report("1", ("pwd", "otp"), ago(100),
+                                             {"aal1": ago(100) + 30 * DAY}),
+                     id="an alias is reported as requested"),
+        pytest.param(PWD_OTP, ("phr", "mfa"),
+                     Report("mfa", ("pwd", "otp", "mfa"), ago(100),
+                            {"aal1": ago(100) + 30 * DAY, "aal2": ago(300) + DAY}),
+                     id="first satisfied value in preference order"),
+        pytest.param(PWD_OTP, ("phr", "gold"),
+                     Report("aal2", ("pwd", "otp", "mfa"), ago(100),
+                            {"aal1": ago(100) + 30 * DAY, "aal2": ago(300) + DAY}),
+                     id="nothing requested is satisfied: the strongest level"),
+        pytest.param(PWD_OTP, (), Report("aal2", ("pwd", "otp", "mfa"), ago(100),
+                                         {"aal1": ago(100) + 30 * DAY,
+                                          "aal2": ago(300) + DAY}),
+                     id="nothing requested: the strongest level"),
+        pytest.param(PASSKEY_THEN_REMEMBERED, ("phr", "aal2"),
+                     Report("phr", ("pop", "user", "swk", "rdev", "mfa"), ago(1000),
+                            {"aal1": ago(10) + 30 * DAY, "aal2": ago(1000) + DAY,
+                             "phr": ago(1000) + DAY}),
+                     id="phr reports the passkey's auth_time, not the remembered device's"),
+        pytest.param(OLD_MFA_NEW_PASSKEY, ("aal1",),
+                     Report("aal1", ("pwd", "otp", "pop", "user", "swk"), ago(50),
+                            {"aal1": ago(50) + 30 * DAY}),
+                     id="aal1 from an old totp and a new passkey: amr without mfa"),
+        pytest.param([], ("aal1",), Report(None, (), None, {}), id="nothing proven"),
+    ],
+)
+def test_report(events: list[AuthEvent], requested: tuple[str, ...],
+                expected: Report) -> None:
+    lad = ladder()
+    assert lad.report(lad.evaluate(events, NOW), requested) == expected
 
 
 # -- satisfies -------------------------------------------------------------------------------
@@ -213,6 +302,10 @@ MFA_SESSION = [password(ago(300)), totp(ago(100))]
         pytest.param([hardware_passkey(ago(50))], "aal3", None, 3600, True, id="aal3 alias"),
         pytest.param([passkey(ago(50))], HARDWARE_URI, None, None, False,
                      id="phrh needs a hardware-attested device-bound passkey"),
+        pytest.param(PASSKEY_THEN_REMEMBERED, "aal2", None, 500, True,
+                     id="max_age against aal2's own auth_time (the remembered device)"),
+        pytest.param(PASSKEY_THEN_REMEMBERED, "phr", None, 500, False,
+                     id="max_age against phr's own auth_time (the older passkey)"),
     ],
 )
 def test_satisfies(events: list[AuthEvent], value: str, last_active: int | None,
@@ -295,12 +388,21 @@ def test_invalid_ladder_raises_value_error(levels: list[dict[str, Any]], message
     [
         pytest.param(password(ago(1)), id="password"),
         pytest.param(hardware_passkey(ago(2)), id="passkey with properties"),
-        pytest.param(AuthEvent("email", None, (), NOW), id="no factor id, no amr"),
+        pytest.param(AuthEvent("email", None, (), NOW, category="have"),
+                     id="no factor id, no amr"),
     ],
 )
 def test_auth_event_round_trips_through_a_json_dict(event: AuthEvent) -> None:
     stored = json.loads(json.dumps(event.to_dict()))
     assert AuthEvent.from_dict(stored) == event
+
+
+@pytest.mark.parametrize(("method", "kind"), [("password", "know"), ("totp", "have"),
+                                              ("passkey", "have"), ("hotp", "have")])
+def test_event_stored_without_a_category_gets_the_method_default(method: str,
+                                                                 kind: str) -> None:
+    event = AuthEvent.from_dict({"method": method, "at": NOW})
+    assert (event.category, event.kind) == (None, kind)
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,7 @@ class HotpFactor:
     method: str
     label: str
     amr: tuple[str, ...]
+    category: str
     strength: int
     templates: Mapping[str, str] | None
 
@@ -92,6 +93,7 @@ class HotpFactor:
         self.method = "hotp"
         self.label = "Hardware token (HOTP)"
         self.amr = ("otp",)
+        self.category = "have"  # NIST SP 800-63B: a token is something you have
         self.strength = 40
         self.templates = None  # the IdP's generic enrollment and code-entry pages
         self.window = window
