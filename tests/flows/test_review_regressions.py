@@ -140,3 +140,72 @@ def test_full_width_digits_are_a_wrong_totp_code_not_a_crash(flows, app):
 
     assert answer.status_code == 400
     assert page_name(answer.text) == "mfa-totp"
+
+
+# M4: the client address behind trusted proxies (idp/proxy.py).
+SPOOFED = "203.0.113.9"
+
+
+def _wrong_password(flows, browser, forwarded_for: str) -> None:
+    browser.session.headers["X-Forwarded-For"] = forwarded_for
+    url, _ = flows.client("rp1").authorize_url()
+    answer = browser.submit_login(browser.follow(browser.get(url)), "alice", "wrong password")
+    assert answer.status_code in (200, 401)
+    assert page_name(answer.text) == "login"
+
+
+def _ip_failures(app, ip: str) -> int:
+    from idp.authorize.login import login_limits
+    from idp.throttle import Throttle
+
+    with app.app_context():
+        return Throttle(app.extensions["idp.store"]).failures(login_limits("alice", ip)[1])
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored(flows, app):
+    """M4: by default nobody is trusted; a forged X-Forwarded-For cannot pick the throttle
+    key (nor escape it)."""
+    flows.user("alice")
+
+    _wrong_password(flows, flows.browser(), SPOOFED)
+
+    assert _ip_failures(app, "127.0.0.1") == 1
+    assert _ip_failures(app, SPOOFED) == 0
+
+
+@pytest.mark.parametrize("app_overrides", [{"trusted_proxies": ["127.0.0.1/32", "10.0.0.0/8"]}],
+                         indirect=True)
+def test_a_trusted_proxy_forwards_the_client_address_to_the_throttle(flows, app):
+    """M4: the right-most forwarded address that is not a trusted proxy is the client; what
+    the client wrote to its left is not believed."""
+    flows.user("alice")
+
+    _wrong_password(flows, flows.browser(), f"198.51.100.1, {SPOOFED}, 10.1.2.3")
+
+    assert _ip_failures(app, SPOOFED) == 1
+    assert _ip_failures(app, "198.51.100.1") == 0
+    assert _ip_failures(app, "127.0.0.1") == 0
+
+
+SPOOFED_IP_RULE = {"rules": [{"when": {"ip_in": [f"{SPOOFED}/32"]}, "require": "aal2"}]}
+
+
+@pytest.mark.parametrize("app_overrides, steps_up", [
+    ({"trusted_proxies": ["127.0.0.1/32"], "policy": SPOOFED_IP_RULE}, True),
+    ({"policy": SPOOFED_IP_RULE}, False),
+], indirect=["app_overrides"])
+def test_ip_in_sees_the_forwarded_client_only_via_a_trusted_proxy(flows, app, steps_up):
+    """M4: ``ip_in`` matches the client behind a trusted proxy, never a forged header."""
+    flows.user("alice")
+    enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    browser.session.headers["X-Forwarded-For"] = SPOOFED
+    url, _ = rp.authorize_url()
+
+    answer = browser.follow(browser.submit_login(browser.follow(browser.get(url)), "alice"))
+
+    if steps_up:
+        assert page_name(answer.text) == "mfa-totp"
+    else:
+        assert callback_params(answer).code
