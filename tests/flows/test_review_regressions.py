@@ -209,3 +209,43 @@ def test_ip_in_sees_the_forwarded_client_only_via_a_trusted_proxy(flows, app, st
         assert page_name(answer.text) == "mfa-totp"
     else:
         assert callback_params(answer).code
+
+
+# L2: tokens issued to a browser session end with RP-initiated logout.
+def _token_post(rp, path, data, client=None):
+    import requests
+
+    client = client or rp
+    return requests.post(rp.issuer + path, data=data, timeout=10,
+                         auth=(client.client_id, client.client_secret))
+
+
+def test_logout_revokes_the_tokens_of_that_browser_session_only(flows):
+    """L2: after logout, the session's refresh token gives invalid_grant and its tokens
+    introspect inactive; another browser's tokens and offline_access tokens live on."""
+    from urllib.parse import urlencode
+
+    flows.user("alice")
+    rp = flows.client("rp1", scope="openid profile email offline_access")
+    resource = flows.client("api", grant_types=["client_credentials"], redirect_uris=[],
+                            scope="idp:introspect")
+    browser = flows.browser()
+    signed_out = flows.sign_in(browser, rp).token
+    offline = flows.sign_in(browser, rp, scope="openid offline_access").token
+    elsewhere = flows.sign_in(flows.browser(), rp).token
+
+    logout = browser.get("/logout?" + urlencode({"id_token_hint": signed_out["id_token"]}))
+
+    assert logout.status_code == 200 and page_name(logout.text) == "logged-out"
+    refresh = _token_post(rp, "/token", {"grant_type": "refresh_token",
+                                         "refresh_token": signed_out["refresh_token"]})
+    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+    for name in ("access_token", "refresh_token"):
+        assert _token_post(rp, "/introspect", {"token": signed_out[name]},
+                           client=resource).json() == {"active": False}
+    for token in (offline, elsewhere):
+        assert _token_post(rp, "/introspect", {"token": token["access_token"]},
+                           client=resource).json()["active"] is True
+        assert _token_post(rp, "/token", {"grant_type": "refresh_token",
+                                          "refresh_token": token["refresh_token"]}
+                           ).status_code == 200
