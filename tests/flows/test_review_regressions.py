@@ -249,3 +249,36 @@ def test_logout_revokes_the_tokens_of_that_browser_session_only(flows):
         assert _token_post(rp, "/token", {"grant_type": "refresh_token",
                                           "refresh_token": token["refresh_token"]}
                            ).status_code == 200
+
+
+# L3: the throttle decision is atomic.
+@pytest.mark.parametrize("app_overrides", [{"login": {"max_failures_per_account": 3,
+                                                      "base_delay": 60}}], indirect=True)
+def test_racing_wrong_passwords_get_no_more_than_the_limit_evaluated(flows, app):
+    """L3: 30 simultaneous wrong passwords: at most 3 are checked (and audited as failed);
+    the rest answer 429 without evaluating the password."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.flows.test_audit import audit_rows
+
+    flows.user("alice")
+    rp = flows.client("rp1")
+    pages = []
+    for _ in range(30):
+        browser = flows.browser()
+        page = browser.follow(browser.get(rp.authorize_url()[0]))
+        pages.append((browser, form_action(page.text, "/login"), hidden_inputs(page.text)))
+    barrier = threading.Barrier(len(pages))
+
+    def guess(entry) -> int:
+        browser, action, fields = entry
+        barrier.wait(timeout=20)
+        return browser.post(action, {**fields, "username": "alice",
+                                     "password": "wrong"}).status_code
+
+    with ThreadPoolExecutor(max_workers=len(pages)) as pool:
+        statuses = list(pool.map(guess, pages))
+
+    assert statuses.count(401) == 3 and statuses.count(429) == 27
+    assert len(audit_rows(app, "user.login_failed")) == 3
