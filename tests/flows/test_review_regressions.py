@@ -282,3 +282,28 @@ def test_racing_wrong_passwords_get_no_more_than_the_limit_evaluated(flows, app)
 
     assert statuses.count(401) == 3 and statuses.count(429) == 27
     assert len(audit_rows(app, "user.login_failed")) == 3
+
+
+# L6: "signed in within this interaction" expires with the interaction's lifetime.
+@pytest.mark.parametrize("app_overrides", [{"session": {"interaction_ttl": 600}}], indirect=True)
+def test_a_stale_login_done_here_flag_does_not_answer_prompt_login(flows, app):
+    """L6: an interaction re-saved at every step must not carry a sign-in older than
+    ``session.interaction_ttl`` past prompt=login (OIDC Core §3.1.2.1)."""
+    from idp.authorize.interactions import KEY_PREFIX
+
+    flows.user("alice")
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    flows.sign_in(browser, rp)
+    url, _ = rp.authorize_url(prompt="login")
+    page = browser.follow(browser.get(url))
+    uid = page.url.split("/interaction/")[1].split("/")[0]
+    resumed = browser.submit_login(page, "alice")
+    store = app.extensions["idp.store"]
+    record = store.get(KEY_PREFIX + uid)
+    record["result"]["login"] -= 601
+    store.put(KEY_PREFIX + uid, record, 600)
+
+    answer = browser.follow(resumed)
+
+    assert page_name(answer.text) == "login"
