@@ -89,6 +89,11 @@ def create_app(overrides: Mapping[str, Any] | None = None,
     from idp.wsgi_limits import BodyLimit
 
     app.wsgi_app = BodyLimit(app.wsgi_app, settings.server.max_request_bytes)  # type: ignore[method-assign]
+    from idp.proxy import TrustedProxies, parse_networks
+
+    # Outermost: everything inside (request log, throttles, audit) sees the client address.
+    app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+        app.wsgi_app, parse_networks(settings.trusted_proxies))
     security.register(app)
     errors.register(app)
     from idp import api

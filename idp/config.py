@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -201,6 +202,12 @@ def _validate(data: dict[str, Any]) -> None:
         section, key = dotted.split(".")
         if data[section][key] <= 0:
             raise ConfigError(f"setting '{dotted}' must be positive")
+    for network in data["trusted_proxies"]:
+        try:
+            ipaddress.ip_network(str(network), strict=False)
+        except ValueError:
+            raise ConfigError(f"setting 'trusted_proxies' has {network!r}, which is not an IP "
+                              "network (CIDR)") from None
     _validate_codes_and_delivery(data)
 
 

@@ -59,19 +59,17 @@ def authenticate_password(username: str, password: str, limits: tuple[Limit, ...
                           client_id: str | None = None) -> PrimaryLogin:
     """The user whose password this is and what it proved; raises LoginFailed or
     TooManyRequests."""
-    throttle = Throttle(store.current)
-    throttle.check(*limits)
+    attempt = Throttle(store.current).begin(*limits)  # counted as a failure until it succeeds
     user = find_user(username)
     usable = user is not None and not user.disabled
     result = password_hashing().check(user.password_hash if usable else None, password)  # type: ignore[union-attr]
     if not result.ok or user is None or not usable:
-        throttle.failed(*limits)
         audit.record("user.login_failed", user_id=user.id if user else None,
                      client_id=client_id, method="password",
                      reason="disabled" if user is not None and user.disabled else "credentials")
         raise LoginFailed(GENERIC_FAILURE)
-    recent_failures = throttle.failures(limits[0])
-    throttle.succeeded(limits[0])
+    recent_failures = attempt.failures_before(limits[0])
+    attempt.succeeded(limits[0])
     if result.new_hash:
         user.password_hash = result.new_hash
     audit.record("user.login_succeeded", user_id=user.id, client_id=client_id, method="password")

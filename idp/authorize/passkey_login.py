@@ -57,9 +57,7 @@ def authenticate(uid: str, response: dict[str, str], ip: str,
     """The account whose passkey answered the challenge parked for ``uid``, and what it
     proved. Raises LoginFailed (audited as ``user.login_failed``; a signature counter that
     did not increase also as ``mfa.clone_suspected``) or TooManyRequests."""
-    throttle = Throttle(store.current)
-    limit = _ip_limit(ip)
-    throttle.check(limit)
+    attempt = Throttle(store.current).begin(_ip_limit(ip))  # a failure until it succeeds
     factor = _factor()
     state = store.current.pop(PENDING_PREFIX + uid)  # single use, whatever the outcome
     user: User | None = None
@@ -76,7 +74,6 @@ def authenticate(uid: str, response: dict[str, str], ip: str,
         event = factor.verify(factor_env(), user, credential, state, response)
     except FactorRejected as exc:
         db.session.rollback()
-        throttle.failed(limit)
         user_id = credential.user_id if credential is not None else None
         factor_id = credential.id if credential is not None else None
         audit.record("user.login_failed", user_id=user_id, client_id=client_id, method=METHOD,
@@ -88,8 +85,9 @@ def authenticate(uid: str, response: dict[str, str], ip: str,
     assert user is not None and credential is not None
     credential.last_used_at = event.at
     db.session.commit()
-    # Like the password login, a success does not reset the per-IP count: one working
-    # passkey must not buy an address fresh guesses.
+    # Like the password login, a success does not reset the per-IP count (it only takes back
+    # its own): one working passkey must not buy an address fresh guesses.
+    attempt.succeeded()
     audit.record("user.login_succeeded", user_id=user.id, client_id=client_id, method=METHOD,
                  factor_id=credential.id)
     return PrimaryLogin(user, event)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from idp.authorize.context import AuthorizeContext
+from idp.extensions import settings
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,12 @@ class Prompt:
 
 
 def _login_done_here(ctx: AuthorizeContext) -> bool:
-    return "login" in ctx.interaction_result
+    """A sign-in within this interaction answers prompt=login/max_age only for the
+    interaction's lifetime (``session.interaction_ttl``): records are re-saved at each step,
+    so the flag alone would never expire."""
+    done_at = ctx.interaction_result.get("login")
+    return isinstance(done_at, int) and \
+        ctx.now - done_at <= settings().session.interaction_ttl
 
 
 def _no_session(ctx: AuthorizeContext) -> bool:

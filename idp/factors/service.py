@@ -365,14 +365,12 @@ class MfaService:
     def _check(self, user: User, factor: Factor, credential: Credential,
                parked: dict[str, Any], key: str, attempt: Any,
                client_id: str | None = None) -> Proven:
-        throttle = Throttle(store.current)
         limits = _limits(user, factor.method)
-        throttle.check(*limits)
+        reserved = Throttle(store.current).begin(*limits)  # a failure until it succeeds
         try:
             env = factor_env()
             event = attempt(env)
         except FactorRejected as exc:
-            throttle.failed(*limits)
             parked["attempts"] = int(parked["attempts"]) + 1
             if parked["attempts"] >= settings().mfa.max_attempts_per_challenge:
                 store.current.delete(key)
@@ -389,7 +387,7 @@ class MfaService:
         # Single use: the first success consumes the challenge.
         if store.current.pop(key) is None:
             raise FactorRejected("expired_challenge", "This step expired. Start again.")
-        throttle.succeeded(limits[0])
+        reserved.succeeded(limits[0])
         return Proven(credential, event, env.revealed)
 
     def remove(self, user: User, credential: Credential, actor: str | None = None) -> None:

@@ -27,6 +27,7 @@ from idp.oidc.principal import Principal
 
 REFRESH_TOKEN_BYTES = 48
 ACCESS_TOKEN_TYP = "at+jwt"
+OFFLINE_ACCESS = "offline_access"
 
 
 class AccessTokenGenerator(JWTBearerTokenGenerator):
@@ -115,6 +116,21 @@ def revoke_user_tokens(user_id: str, now: int | None = None) -> int:
         update(Token).where(Token.user_id == user_id, Token.revoked_at.is_(None))
         .values(revoked_at=now))
     return int(result.rowcount or 0)
+
+
+def revoke_session_tokens(user_id: str, sid: str, now: int | None = None) -> int:
+    """Revoke the tokens issued to one browser session (its OIDC ``sid``), at logout.
+
+    Tokens granted ``offline_access`` are kept: they exist to work while the user is signed
+    out (OIDC Core §11). Refreshed tokens keep the ``sid``, so a family goes as a whole.
+    """
+    now = int(time.time()) if now is None else now
+    rows = db.session.scalars(select(Token).where(Token.user_id == user_id, Token.sid == sid,
+                                                  Token.revoked_at.is_(None)))
+    revoked = [row for row in rows if OFFLINE_ACCESS not in row.scope.split()]
+    for row in revoked:
+        row.revoked_at = now
+    return len(revoked)
 
 
 # -- validation -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 - ``new_device``: the browser's signed ``idp_device`` cookie (a random id) has not signed in
   as this user before (``devices`` table).
 - ``country`` / ``previous_country``: from a header set by a trusted proxy (e.g.
-  ``CF-IPCountry``), honoured only when the request comes from ``policy.trusted_proxies``.
+  ``CF-IPCountry``), honoured only when the request comes through one of the ``trusted_proxies``
+  (:mod:`idp.proxy`).
 - ``recent_failures``: failed password attempts on the account just before this sign-in.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import time
@@ -25,6 +25,7 @@ from idp.crypto import derive_key
 from idp.extensions import db, settings
 from idp.models import Device, User
 from idp.policy.rules import Signals
+from idp.proxy import TRUSTED_KEY
 
 DEVICE_COOKIE = "idp_device"
 DEVICE_COOKIE_DAYS = 400  # the longest lifetime browsers honour (RFC 6265bis §5.5)
@@ -53,14 +54,7 @@ def new_device_cookie() -> tuple[str, str]:
 
 def country_of(request: Request) -> str | None:
     header = settings().policy.country_header
-    if not header or not request.remote_addr:
-        return None
-    try:
-        peer = ipaddress.ip_address(request.remote_addr)
-    except ValueError:
-        return None
-    trusted = [ipaddress.ip_network(n, strict=False) for n in settings().policy.trusted_proxies]
-    if not any(peer in network for network in trusted):
+    if not header or not request.environ.get(TRUSTED_KEY):
         return None
     value = request.headers.get(header, "").strip().upper()
     return value if COUNTRY_PATTERN.match(value) else None

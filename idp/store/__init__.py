@@ -37,6 +37,10 @@ class Store(Protocol):
     def incr(self, key: str, ttl: int) -> int:
         """Add one to a counter and return it; a new counter lives ``ttl`` seconds."""
 
+    def decr(self, key: str) -> None:
+        """Take one back from a live, positive counter (atomic); never creates the key nor
+        changes its expiry. Refunds an :meth:`incr` made in advance."""
+
     def ttl(self, key: str) -> int | None:
         """Seconds left for ``key``, or None when absent."""
 

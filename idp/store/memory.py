@@ -88,6 +88,12 @@ class MemoryStore:
             self._items[key] = (value, item[1])
             return value
 
+    def decr(self, key: str) -> None:
+        with self._lock:
+            item = self._live(key)
+            if item is not None and int(item[0]) > 0:
+                self._items[key] = (int(item[0]) - 1, item[1])
+
     def ttl(self, key: str) -> int | None:
         with self._lock:
             item = self._live(key)

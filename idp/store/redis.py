@@ -20,6 +20,13 @@ if value == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return value
 """
 
+# DECR only a live, positive counter: a refund never creates a key or drops below zero.
+_DECR_IF_POSITIVE = """
+local value = tonumber(redis.call('GET', KEYS[1]))
+if value and value > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
 
 class RedisStore:
     """Keys live under ``<namespace>:``; values are JSON text."""
@@ -35,6 +42,7 @@ class RedisStore:
             health_check_interval=30,
         )
         self._incr = self._redis.register_script(_INCR_WITH_TTL)
+        self._decr = self._redis.register_script(_DECR_IF_POSITIVE)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
@@ -69,6 +77,9 @@ class RedisStore:
 
     def incr(self, key: str, ttl: int) -> int:
         return int(self._call(lambda: self._incr(keys=[self._k(key)], args=[ttl])))
+
+    def decr(self, key: str) -> None:
+        self._call(lambda: self._decr(keys=[self._k(key)]))
 
     def ttl(self, key: str) -> int | None:
         left = self._call(self._redis.ttl, self._k(key))

@@ -17,6 +17,7 @@ from idp.errors import InvalidRequest
 from idp.extensions import csrf, db, settings, store
 from idp.models import Client
 from idp.oidc.id_tokens import InvalidIdTokenHint, audiences, read_id_token_hint
+from idp.oidc.tokens import revoke_session_tokens
 from idp.views.security import allow_form_action
 
 bp = Blueprint("logout", __name__)
@@ -57,6 +58,12 @@ def _resolve(params: dict[str, str]) -> dict[str, str | None]:
 
 def _finish(target: str | None, state: str | None, client_id: str | None) -> Response:
     user_id = sessions.signed_in_user_id(session)
+    sid = session.get("oidc_sid")
+    if user_id and sid:
+        # Tokens issued to this browser session end with it (RFC 9700 §4.14.2 spirit; OIDC
+        # Core §11 keeps offline_access ones).
+        revoke_session_tokens(user_id, sid)
+        db.session.commit()
     if user_id:
         audit.record("user.logout", user_id=user_id, client_id=client_id)
     sessions.end(session)  # type: ignore[arg-type]

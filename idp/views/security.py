@@ -1,7 +1,8 @@
 """Request hygiene and response hardening shared by every endpoint.
 
 - Parameters must be valid UTF-8 without NUL (DESIGN §7 page contract): 400 otherwise.
-- Headers: CSP with ``frame-ancestors 'none'``, no sniffing, no referrer, no caching of pages.
+- Headers: CSP with ``frame-ancestors 'none'``, no sniffing, no referrer, no caching of pages;
+  with an https issuer also HSTS (RFC 6797), so a browser never reaches the IdP over http.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from idp.errors import InvalidRequest
 DEFAULT_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
+#: RFC 6797 §6.1: one year; no includeSubDomains (the IdP does not own its parent domain).
+HSTS = "max-age=31536000"
 
 
 def _check_encoded(raw: bytes) -> None:
@@ -46,6 +49,8 @@ def _csp() -> str:
 
 
 def register(app: Flask) -> None:
+    https = app.extensions["idp.settings"].secure_cookies  # the issuer is https
+
     @app.before_request
     def validate_parameters() -> None:
         g.request_id = request.headers.get("X-Request-ID", "")[:64] or secrets.token_hex(8)
@@ -63,5 +68,7 @@ def register(app: Flask) -> None:
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if response.mimetype == "text/html":
             response.headers.setdefault("Cache-Control", "no-store")
+        if https:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         response.headers["X-Request-ID"] = g.get("request_id", "")
         return response

@@ -97,7 +97,8 @@ def test_ip_rule(flows, app):
 @pytest.mark.parametrize("app_overrides", [{
     **_rules({"when": {"country_changed": True}, "require": "aal2"}),
     "policy": {"rules": [{"when": {"country_changed": True}, "require": "aal2"}],
-               "country_header": "X-Country", "trusted_proxies": ["127.0.0.1/32"]},
+               "country_header": "X-Country"},
+    "trusted_proxies": ["127.0.0.1/32"],
 }], indirect=True)
 def test_country_change_from_a_trusted_proxy_header(flows, app):
     flows.user("alice")

@@ -141,3 +141,186 @@ def test_full_width_digits_are_a_wrong_totp_code_not_a_crash(flows, app):
 
     assert answer.status_code == 400
     assert page_name(answer.text) == "mfa-totp"
+
+
+# M4: the client address behind trusted proxies (idp/proxy.py).
+SPOOFED = "203.0.113.9"
+
+
+def _wrong_password(flows, browser, forwarded_for: str) -> None:
+    browser.session.headers["X-Forwarded-For"] = forwarded_for
+    url, _ = flows.client("rp1").authorize_url()
+    answer = browser.submit_login(browser.follow(browser.get(url)), "alice", "wrong password")
+    assert answer.status_code in (200, 401)
+    assert page_name(answer.text) == "login"
+
+
+def _ip_failures(app, ip: str) -> int:
+    from idp.authorize.login import login_limits
+    from idp.throttle import Throttle
+
+    with app.app_context():
+        return Throttle(app.extensions["idp.store"]).failures(login_limits("alice", ip)[1])
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored(flows, app):
+    """M4: by default nobody is trusted; a forged X-Forwarded-For cannot pick the throttle
+    key (nor escape it)."""
+    flows.user("alice")
+
+    _wrong_password(flows, flows.browser(), SPOOFED)
+
+    assert _ip_failures(app, "127.0.0.1") == 1
+    assert _ip_failures(app, SPOOFED) == 0
+
+
+@pytest.mark.parametrize("app_overrides", [{"trusted_proxies": ["127.0.0.1/32", "10.0.0.0/8"]}],
+                         indirect=True)
+def test_a_trusted_proxy_forwards_the_client_address_to_the_throttle(flows, app):
+    """M4: the right-most forwarded address that is not a trusted proxy is the client; what
+    the client wrote to its left is not believed."""
+    flows.user("alice")
+
+    _wrong_password(flows, flows.browser(), f"198.51.100.1, {SPOOFED}, 10.1.2.3")
+
+    assert _ip_failures(app, SPOOFED) == 1
+    assert _ip_failures(app, "198.51.100.1") == 0
+    assert _ip_failures(app, "127.0.0.1") == 0
+
+
+SPOOFED_IP_RULE = {"rules": [{"when": {"ip_in": [f"{SPOOFED}/32"]}, "require": "aal2"}]}
+
+
+@pytest.mark.parametrize("app_overrides, steps_up", [
+    ({"trusted_proxies": ["127.0.0.1/32"], "policy": SPOOFED_IP_RULE}, True),
+    ({"policy": SPOOFED_IP_RULE}, False),
+], indirect=["app_overrides"])
+def test_ip_in_sees_the_forwarded_client_only_via_a_trusted_proxy(flows, app, steps_up):
+    """M4: ``ip_in`` matches the client behind a trusted proxy, never a forged header."""
+    flows.user("alice")
+    enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    browser.session.headers["X-Forwarded-For"] = SPOOFED
+    url, _ = rp.authorize_url()
+
+    answer = browser.follow(browser.submit_login(browser.follow(browser.get(url)), "alice"))
+
+    if steps_up:
+        assert page_name(answer.text) == "mfa-totp"
+    else:
+        assert callback_params(answer).code
+
+
+# L2: tokens issued to a browser session end with RP-initiated logout.
+def _token_post(rp, path, data, client=None):
+    import requests
+
+    client = client or rp
+    return requests.post(rp.issuer + path, data=data, timeout=10,
+                         auth=(client.client_id, client.client_secret))
+
+
+def test_logout_revokes_the_tokens_of_that_browser_session_only(flows):
+    """L2: after logout, the session's refresh token gives invalid_grant and its tokens
+    introspect inactive; another browser's tokens and offline_access tokens live on."""
+    from urllib.parse import urlencode
+
+    flows.user("alice")
+    rp = flows.client("rp1", scope="openid profile email offline_access")
+    resource = flows.client("api", grant_types=["client_credentials"], redirect_uris=[],
+                            scope="idp:introspect")
+    browser = flows.browser()
+    signed_out = flows.sign_in(browser, rp).token
+    offline = flows.sign_in(browser, rp, scope="openid offline_access").token
+    elsewhere = flows.sign_in(flows.browser(), rp).token
+
+    logout = browser.get("/logout?" + urlencode({"id_token_hint": signed_out["id_token"]}))
+
+    assert logout.status_code == 200 and page_name(logout.text) == "logged-out"
+    refresh = _token_post(rp, "/token", {"grant_type": "refresh_token",
+                                         "refresh_token": signed_out["refresh_token"]})
+    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+    for name in ("access_token", "refresh_token"):
+        assert _token_post(rp, "/introspect", {"token": signed_out[name]},
+                           client=resource).json() == {"active": False}
+    for token in (offline, elsewhere):
+        assert _token_post(rp, "/introspect", {"token": token["access_token"]},
+                           client=resource).json()["active"] is True
+        assert _token_post(rp, "/token", {"grant_type": "refresh_token",
+                                          "refresh_token": token["refresh_token"]}
+                           ).status_code == 200
+
+
+# L3: the throttle decision is atomic.
+@pytest.mark.parametrize("app_overrides", [{"login": {"max_failures_per_account": 3,
+                                                      "base_delay": 60}}], indirect=True)
+def test_racing_wrong_passwords_get_no_more_than_the_limit_evaluated(flows, app):
+    """L3: 30 simultaneous wrong passwords: at most 3 are checked (and audited as failed);
+    the rest answer 429 without evaluating the password."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.flows.test_audit import audit_rows
+
+    flows.user("alice")
+    rp = flows.client("rp1")
+    pages = []
+    for _ in range(30):
+        browser = flows.browser()
+        page = browser.follow(browser.get(rp.authorize_url()[0]))
+        pages.append((browser, form_action(page.text, "/login"), hidden_inputs(page.text)))
+    barrier = threading.Barrier(len(pages))
+
+    def guess(entry) -> int:
+        browser, action, fields = entry
+        barrier.wait(timeout=20)
+        return browser.post(action, {**fields, "username": "alice",
+                                     "password": "wrong"}).status_code
+
+    with ThreadPoolExecutor(max_workers=len(pages)) as pool:
+        statuses = list(pool.map(guess, pages))
+
+    assert statuses.count(401) == 3 and statuses.count(429) == 27
+    assert len(audit_rows(app, "user.login_failed")) == 3
+
+
+# L6: "signed in within this interaction" expires with the interaction's lifetime.
+@pytest.mark.parametrize("app_overrides", [{"session": {"interaction_ttl": 600}}], indirect=True)
+def test_a_stale_login_done_here_flag_does_not_answer_prompt_login(flows, app):
+    """L6: an interaction re-saved at every step must not carry a sign-in older than
+    ``session.interaction_ttl`` past prompt=login (OIDC Core §3.1.2.1)."""
+    from idp.authorize.interactions import KEY_PREFIX
+
+    flows.user("alice")
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    flows.sign_in(browser, rp)
+    url, _ = rp.authorize_url(prompt="login")
+    page = browser.follow(browser.get(url))
+    uid = page.url.split("/interaction/")[1].split("/")[0]
+    resumed = browser.submit_login(page, "alice")
+    store = app.extensions["idp.store"]
+    record = store.get(KEY_PREFIX + uid)
+    record["result"]["login"] -= 601
+    store.put(KEY_PREFIX + uid, record, 600)
+
+    answer = browser.follow(resumed)
+
+    assert page_name(answer.text) == "login"
+
+
+# L8: HSTS with an https issuer only.
+@pytest.mark.parametrize("issuer, expected", [("https://login.example.test", "max-age=31536000"),
+                                              ("http://localhost:5000", None)])
+def test_hsts_only_when_the_issuer_is_https(tmp_path, issuer, expected):
+    """L8: RFC 6797 — an https IdP tells browsers never to use http; localhost http is left
+    alone."""
+    from tests.conftest import build_app
+
+    app = build_app(tmp_path, 5000, issuer=issuer)
+
+    response = app.test_client().get("/.well-known/openid-configuration")
+
+    assert response.status_code == 200
+    assert response.headers.get("Strict-Transport-Security") == expected

@@ -214,3 +214,8 @@ def test_test_only_variables_are_not_settings() -> None:
     environ = {"IDP_TEST_REDIS_URL": "redis://127.0.0.1:6379/15",
                "IDP_TEST_DATABASE_URL": "sqlite://"}
     assert load_settings(environ=environ).redis_url is None
+
+
+def test_trusted_proxies_must_be_networks():
+    with pytest.raises(ConfigError, match="trusted_proxies"):
+        load_settings({"trusted_proxies": ["10.0.0.0/8", "not-a-network"]}, environ={})

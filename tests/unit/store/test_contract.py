@@ -240,6 +240,24 @@ def test_incr_sets_the_ttl_only_on_the_first_increment(subject: StoreUnderTest) 
     assert 98 <= subject.store.ttl("n") <= 100
 
 
+def test_decr_takes_one_back_and_keeps_the_expiry(subject: StoreUnderTest) -> None:
+    subject.store.incr("n", ttl=100)
+    subject.store.incr("n", ttl=100)
+    subject.store.decr("n")
+    assert subject.store.get("n") == 1
+    assert 98 <= subject.store.ttl("n") <= 100
+
+
+def test_decr_never_creates_a_counter_nor_goes_below_zero(subject: StoreUnderTest) -> None:
+    subject.store.decr("absent")
+    assert subject.store.get("absent") is None
+    subject.store.incr("n", ttl=60)
+    subject.store.decr("n")
+    subject.store.decr("n")
+    assert subject.store.get("n") == 0
+    assert subject.store.incr("n", ttl=60) == 1
+
+
 # -- atomicity under threads -----------------------------------------------------------------
 
 def test_concurrent_pop_has_exactly_one_winner(subject: StoreUnderTest) -> None:
@@ -261,6 +279,58 @@ def test_concurrent_incr_loses_no_update(subject: StoreUnderTest) -> None:
     seen = sorted(value for chunk in results for value in chunk)
     assert seen == list(range(1, THREADS * per_thread + 1))
     assert subject.store.get("n") == THREADS * per_thread
+
+
+def test_concurrent_decr_loses_no_update(subject: StoreUnderTest) -> None:
+    for _ in range(THREADS * 2):
+        subject.store.incr("n", ttl=60)
+    _race(lambda _: subject.store.decr("n"))
+    assert subject.store.get("n") == THREADS
+
+
+@pytest.mark.parametrize("limit", [1, 3, 5])
+def test_racing_wrong_guesses_never_get_more_than_the_limit_evaluated(
+        subject: StoreUnderTest, limit: int) -> None:
+    """L3: the throttle's check-and-count is one decision in the store (NIST SP 800-63B-4
+    §3.2.2), so 30 simultaneous wrong guesses evaluate at most ``limit`` of them."""
+    from idp.errors import TooManyRequests
+    from idp.throttle import Limit, Throttle
+
+    throttle = Throttle(subject.store)
+    key = Limit("login:user:alice", limit, window=3600, base_delay=60, max_delay=900)
+    evaluated: list[int] = []
+
+    def guess(i: int) -> bool:
+        try:
+            throttle.begin(key)
+        except TooManyRequests:
+            return False
+        evaluated.append(i)  # the wrong secret: nothing more to do, the count stands
+        return True
+
+    results = _race(guess, threads=30)
+
+    assert sum(results) == len(evaluated) <= limit
+    assert len(evaluated) == limit  # the limit itself is still reachable
+    assert throttle.failures(key) == limit
+    with pytest.raises(TooManyRequests):
+        throttle.begin(key)
+
+
+def test_a_success_resets_its_key_and_refunds_the_others(subject: StoreUnderTest) -> None:
+    from idp.throttle import Limit, Throttle
+
+    throttle = Throttle(subject.store)
+    account = Limit("login:user:alice", 3, 3600, 2, 900)
+    address = Limit("login:ip:192.0.2.1", 3, 3600, 2, 900)
+    throttle.begin(account, address)  # a wrong password
+    attempt = throttle.begin(account, address)
+
+    assert attempt.failures_before(account) == 1
+    attempt.succeeded(account)
+
+    assert throttle.failures(account) == 0
+    assert throttle.failures(address) == 1  # the earlier failure stays, the success does not
 
 
 # -- health ----------------------------------------------------------------------------------
