@@ -311,16 +311,13 @@ def test_a_stale_login_done_here_flag_does_not_answer_prompt_login(flows, app):
 
 
 # L8: HSTS with an https issuer only.
-@pytest.mark.parametrize("issuer, expected", [("https://login.example.test", "max-age=31536000"),
-                                              ("http://localhost:5000", None)])
-def test_hsts_only_when_the_issuer_is_https(tmp_path, issuer, expected):
+@pytest.mark.parametrize("app_overrides, expected",
+                         [({"issuer": "https://login.example.test"}, "max-age=31536000"),
+                          ({"issuer": "http://localhost:5000"}, None)])
+def test_hsts_only_when_the_issuer_is_https(client, expected):
     """L8: RFC 6797 — an https IdP tells browsers never to use http; localhost http is left
     alone."""
-    from tests.conftest import build_app
-
-    app = build_app(tmp_path, 5000, issuer=issuer)
-
-    response = app.test_client().get("/.well-known/openid-configuration")
+    response = client.get("/.well-known/openid-configuration")
 
     assert response.status_code == 200
     assert response.headers.get("Strict-Transport-Security") == expected

@@ -138,7 +138,7 @@ def test_right_code_verifies_and_proves_sms(env, box):
 
     event = factor.verify(env, user, credential, step.state, {"code": box.last_code})
 
-    assert event == AuthEvent("sms", "c-sms", ("sms",), T0, {})
+    assert event == AuthEvent("sms", "c-sms", ("sms",), T0, {}, category="have")
 
 
 def test_code_expires_after_the_ttl(env, box, clock):
