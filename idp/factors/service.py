@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, request
-from sqlalchemy import select, update
+from flask import current_app, g, has_app_context, request
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from idp import audit, metrics
 from idp.assurance import AuthEvent, Ladder
@@ -58,6 +59,51 @@ class Proven:
     event: AuthEvent
     #: Shown to the user once after success (FactorEnv.revealed).
     revealed: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+#: ``flask.g`` attribute holding this request's credential lists (see ``_credential_memo``).
+_MEMO = "idp_credentials_memo"
+
+
+def _credential_memo() -> dict[tuple[str, bool, int], list[Credential]] | None:
+    """The request's memo of ``MfaService.credentials`` results, or None outside an app context.
+
+    One authorization request asks for a user's credentials several times (reachability with
+    and without enrolling, policy, options; benchmarks/README.md measured ~4 identical SELECTs
+    per request). The memo lives in ``flask.g`` (one request or CLI command) and is dropped by
+    the session hooks below whenever a credential may have changed: a flush touching one, a
+    bulk UPDATE/DELETE of the table, and every commit or rollback (committed objects are
+    expired, and another request may have changed rows meanwhile).
+    """
+    if not has_app_context():
+        return None
+    memo = g.get(_MEMO)
+    if memo is None:
+        memo = {}
+        setattr(g, _MEMO, memo)
+    return memo
+
+
+def _forget_credentials(*_: Any) -> None:
+    if has_app_context():
+        g.pop(_MEMO, None)
+
+
+def _forget_if_credentials_flushed(session: Session, *_: Any) -> None:
+    if any(isinstance(o, Credential) for o in (*session.new, *session.dirty, *session.deleted)):
+        _forget_credentials()
+
+
+def _forget_if_credentials_bulk_changed(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and any(
+            m.class_ is Credential for m in state.all_mappers):
+        _forget_credentials()
+
+
+event.listen(Session, "before_flush", _forget_if_credentials_flushed)
+event.listen(Session, "do_orm_execute", _forget_if_credentials_bulk_changed)
+for _name in ("after_commit", "after_rollback", "after_soft_rollback"):
+    event.listen(Session, _name, _forget_credentials)
 
 
 def registry() -> FactorRegistry:
@@ -120,6 +166,18 @@ class MfaService:
     # -- credentials -------------------------------------------------------------------------
 
     def credentials(self, user: User, verified_only: bool = True) -> list[Credential]:
+        """The user's credentials in the registry's order, oldest first per method; read once
+        per request while nothing changes them (``_credential_memo``)."""
+        memo = _credential_memo()
+        key = (user.id, verified_only, id(self.factors))
+        if memo is not None and key in memo:
+            return list(memo[key])
+        found = self._query_credentials(user, verified_only)
+        if memo is not None:
+            memo[key] = found
+        return list(found)
+
+    def _query_credentials(self, user: User, verified_only: bool) -> list[Credential]:
         query = select(Credential).where(Credential.user_id == user.id)
         if verified_only:
             query = query.where(Credential.status == "verified")
