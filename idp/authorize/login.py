@@ -72,5 +72,8 @@ def authenticate_password(username: str, password: str, limits: tuple[Limit, ...
     attempt.succeeded(limits[0])
     if result.new_hash:
         user.password_hash = result.new_hash
-    audit.record("user.login_succeeded", user_id=user.id, client_id=client_id, method="password")
+    # Joins the caller's transaction: finish_primary_login commits it with the session's
+    # sign-in (idp/audit.py); the failure above commits on its own.
+    audit.record("user.login_succeeded", user_id=user.id, client_id=client_id, method="password",
+                 commit=False)
     return PrimaryLogin(user, password_event(user.id, int(time.time())), recent_failures)

@@ -84,10 +84,10 @@ def authenticate(uid: str, response: dict[str, str], ip: str,
         raise LoginFailed(EXPIRED if exc.reason == "expired_challenge" else FAILURE) from None
     assert user is not None and credential is not None
     credential.last_used_at = event.at
-    db.session.commit()
     # Like the password login, a success does not reset the per-IP count (it only takes back
     # its own): one working passkey must not buy an address fresh guesses.
     attempt.succeeded()
     audit.record("user.login_succeeded", user_id=user.id, client_id=client_id, method=METHOD,
-                 factor_id=credential.id)
+                 factor_id=credential.id, commit=False)
+    db.session.commit()
     return PrimaryLogin(user, event)

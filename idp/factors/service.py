@@ -18,6 +18,7 @@ from typing import Any
 from flask import current_app, g, has_app_context, request
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import audit, metrics
 from idp.assurance import AuthEvent, Ladder
@@ -72,8 +73,8 @@ def _credential_memo() -> dict[tuple[str, bool, int], list[Credential]] | None:
     and without enrolling, policy, options; benchmarks/README.md measured ~4 identical SELECTs
     per request). The memo lives in ``flask.g`` (one request or CLI command) and is dropped by
     the session hooks below whenever a credential may have changed: a flush touching one, a
-    bulk UPDATE/DELETE of the table, and every commit or rollback (committed objects are
-    expired, and another request may have changed rows meanwhile).
+    bulk UPDATE/DELETE of the table, and the end of every transaction (commit, rollback,
+    close: the objects are expired or detached, and another request may have changed rows).
     """
     if not has_app_context():
         return None
@@ -102,8 +103,8 @@ def _forget_if_credentials_bulk_changed(state: ORMExecuteState) -> None:
 
 event.listen(Session, "before_flush", _forget_if_credentials_flushed)
 event.listen(Session, "do_orm_execute", _forget_if_credentials_bulk_changed)
-for _name in ("after_commit", "after_rollback", "after_soft_rollback"):
-    event.listen(Session, _name, _forget_credentials)
+# Commit, rollback and close (the objects are expired or detached afterwards).
+event.listen(Session, "after_transaction_end", _forget_credentials)
 
 
 def registry() -> FactorRegistry:
@@ -111,13 +112,23 @@ def registry() -> FactorRegistry:
 
 
 def _advance_counter(credential: Credential, value: int) -> bool:
-    """Atomically move a credential's counter forward; False if another request got there."""
+    """Atomically move a credential's counter forward (and stamp its use); False if another
+    request got there.
+
+    One conditional UPDATE, committed with the rest of the verification (``verify_challenge``,
+    the passkey sign-in): the row it changed stays locked until that commit, so a concurrent
+    request's UPDATE waits for it and then finds the counter already moved (PostgreSQL re-checks
+    the WHERE after the lock; SQLite has a single writer). The values are set as the loaded
+    state so the ORM does not flush them a second time.
+    """
+    used_at = int(time.time())
     result = db.session.execute(
         update(Credential).where(Credential.id == credential.id, Credential.counter < value)
-        .values(counter=value))
-    db.session.commit()
-    if result.rowcount == 1:
-        credential.counter = value
+        .values(counter=value, last_used_at=used_at),
+        execution_options={"synchronize_session": False})
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        set_committed_value(credential, "counter", value)
+        set_committed_value(credential, "last_used_at", used_at)
         return True
     return False
 
@@ -350,14 +361,15 @@ class MfaService:
                                                        response),
                              client_id=client_id)
         credential.last_used_at = proven.event.at
-        db.session.commit()
+        # The proof, its counter and its audit rows in one transaction (idp/audit.py).
         audit.record("user.mfa_succeeded", user_id=user.id, client_id=client_id,
-                     factor_type=credential.method, factor_id=credential.id)
+                     factor_type=credential.method, factor_id=credential.id, commit=False)
         if credential.method == "recovery_code":
             from idp.factors.recovery_codes import remaining
 
             audit.record("mfa.recovery_code_used", user_id=user.id, client_id=client_id,
-                         remaining=remaining(user.id))
+                         remaining=remaining(user.id), commit=False)
+        db.session.commit()
         return proven
 
     # -- shared mechanics --------------------------------------------------------------------

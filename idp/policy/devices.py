@@ -38,9 +38,9 @@ def remember(user: User, device_id: str | None, days: int, client_id: str | None
         return False
     device.remembered_until = int(time.time()) + days * 86400
     device.remembered_level = MAX_LEVEL
-    db.session.commit()
     audit.record("mfa.device_remembered", user_id=user.id, client_id=client_id,
-                 device=device.id, days=days)
+                 device=device.id, days=days, commit=False)
+    db.session.commit()
     return True
 
 
