@@ -56,13 +56,14 @@ class TotpFactor:
         credential.secret_encrypted = env.secrets.encrypt(secret.encode())
         uri = pyotp.TOTP(secret, digits=DIGITS, interval=INTERVAL_SECONDS).provisioning_uri(
             name=user.username, issuer_name=env.product_name)
+        image = qr.svg(uri)  # rendered once: inline for the page, a data URI for the API
         return Step(state={}, display=Display(
             title="Set up an authenticator app",
             instructions="Scan the QR code with your authenticator app (or enter the key by "
                          "hand), then type the 6-digit code it shows.",
             fields=(CODE_FIELD,),
-            data={"secret": secret, "uri": uri, "qr_svg": qr.svg(uri),
-                  "qr_code": qr.svg_data_uri(uri),
+            data={"secret": secret, "uri": uri, "qr_svg": image,
+                  "qr_code": qr.data_uri(image),
                   "account": quote(user.username)},
         ))
 
