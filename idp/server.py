@@ -12,6 +12,7 @@ import glob
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -96,6 +97,41 @@ class BoundedThreadWorker(ThreadWorker):
                     conn.sock.shutdown(socket.SHUT_RDWR)
 
 
+#: glibc's ``mallopt`` parameter number for the mmap threshold (malloc.h).
+M_MMAP_THRESHOLD = -3
+#: Allocations at least this large get their own mapping, returned to the system when freed.
+MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def limit_malloc_retention(environ: Any = os.environ) -> bool:
+    """Fix glibc's mmap threshold at 128 KiB in this process; True if it was set here.
+
+    Each argon2id verification allocates 19 MiB (the configured memory cost). glibc serves
+    large blocks with mmap but raises that threshold dynamically after the first such block is
+    freed, so later hashes come from the per-thread arenas, which keep the memory: a worker
+    grew from 70 MB to 157 MB in 60 s of sign-ins and SSO (benchmarks/README.md, candidate 9).
+    A fixed threshold turns off the dynamic rise: the hash memory is unmapped when freed. An
+    operator's ``MALLOC_MMAP_THRESHOLD_`` wins; elsewhere than glibc this does nothing.
+    """
+    if "MALLOC_MMAP_THRESHOLD_" in environ or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - present in glibc only (not musl)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+def _post_fork(server: Any, worker: Any) -> None:
+    limit_malloc_retention()
+
+
 def check_workers(workers: int, settings: Settings) -> None:
     """The in-process store lives in one process: refuse to run it under several workers."""
     if workers > 1 and not settings.redis_url:
@@ -154,6 +190,7 @@ def run_gunicorn(host: str, port: int, workers: int, settings: Settings) -> None
         "limit_request_field_size": 8190,
         # Several servers may run side by side (replicas, tests): no shared control socket.
         "control_socket_disable": True,
+        "post_fork": _post_fork,
         "child_exit": _child_exit,
         "on_exit": on_exit,
     }).run()
