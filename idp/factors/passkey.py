@@ -21,16 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from idp.assurance import HAVE, AuthEvent
 from idp.crypto import derive_key
 from idp.extensions import db
-from idp.factors import webauthn
 from idp.factors.base import Display, FactorEnv, FactorRejected, Step
 from idp.models import Credential, User
+
+if TYPE_CHECKING:
+    from idp.factors import webauthn
 
 METHOD = "passkey"
 #: The form field carrying the ``PublicKeyCredential`` JSON (set by ``static/webauthn.js``).
@@ -39,9 +42,17 @@ USER_HANDLE_PURPOSE = "webauthn-user-handle"
 NO_RESPONSE = "Your browser did not send a passkey. Try again, or use another method."
 
 
+def _webauthn() -> ModuleType:
+    """``idp.factors.webauthn``, imported on first use: py_webauthn and its ASN.1 modules are
+    ~150 ms of ``idp serve``'s start-up, and most sign-ins never touch a passkey."""
+    from idp.factors import webauthn
+
+    return webauthn
+
+
 @lru_cache(maxsize=8)
 def _trust(anchors: tuple[str, ...], aaguids: tuple[str, ...]) -> webauthn.TrustPolicy:
-    return webauthn.load_trust_policy(anchors, aaguids)
+    return _webauthn().load_trust_policy(anchors, aaguids)
 
 
 def trust_policy(env: FactorEnv) -> webauthn.TrustPolicy:
@@ -52,7 +63,7 @@ def trust_policy(env: FactorEnv) -> webauthn.TrustPolicy:
 
 def user_handle(env: FactorEnv, user: User) -> bytes:
     """The user handle for ``user`` (§5.4.3 ``user.id``): stable, opaque (§14.6.1)."""
-    return webauthn.derive_user_handle(derive_key(env.master_secret, USER_HANDLE_PURPOSE),
+    return _webauthn().derive_user_handle(derive_key(env.master_secret, USER_HANDLE_PURPOSE),
                                        user.id)
 
 
@@ -68,12 +79,12 @@ def _fresh_challenge(env: FactorEnv, state: Mapping[str, Any]) -> bytes:
     guard; this one makes expiry independent of the store and testable with a clock)."""
     if "challenge" not in state or env.now() > int(state.get("expires_at", 0)):
         raise FactorRejected("expired_challenge", "This passkey request expired. Try again.")
-    return webauthn.decode(state["challenge"])
+    return _webauthn().decode(state["challenge"])
 
 
 def _challenge_state(env: FactorEnv, **extra: Any) -> tuple[bytes, dict[str, Any]]:
-    challenge = webauthn.new_challenge()
-    state = {"challenge": webauthn.encode(challenge),
+    challenge = _webauthn().new_challenge()
+    state = {"challenge": _webauthn().encode(challenge),
              "expires_at": env.now() + int(env.settings.mfa.challenge_ttl), **extra}
     return challenge, state
 
@@ -136,8 +147,8 @@ class PasskeyFactor:
     def begin_enrollment(self, env: FactorEnv, user: User, credential: Credential,
                          params: Mapping[str, str]) -> Step:
         handle = user_handle(env, user)
-        challenge, state = _challenge_state(env, user_handle=webauthn.encode(handle))
-        options = webauthn.registration_options(
+        challenge, state = _challenge_state(env, user_handle=_webauthn().encode(handle))
+        options = _webauthn().registration_options(
             rp_id=env.rp_id, rp_name=env.settings.webauthn.rp_name or env.product_name,
             user_handle=handle, user_name=user.username,
             display_name=user.name or user.username, challenge=challenge,
@@ -152,7 +163,7 @@ class PasskeyFactor:
     def finish_enrollment(self, env: FactorEnv, user: User, credential: Credential,
                           state: Mapping[str, Any], response: Mapping[str, str]) -> AuthEvent:
         challenge = _fresh_challenge(env, state)
-        registered = webauthn.verify_registration(
+        registered = _webauthn().verify_registration(
             response=_response(response), challenge=challenge, rp_id=env.rp_id,
             origin=env.origin, trust=trust_policy(env))
         if db.session.scalar(select(Credential.id).where(
@@ -178,7 +189,7 @@ class PasskeyFactor:
 
     def begin_challenge(self, env: FactorEnv, user: User, credential: Credential) -> Step:
         challenge, state = _challenge_state(env)
-        options = webauthn.authentication_options(
+        options = _webauthn().authentication_options(
             rp_id=env.rp_id, challenge=challenge,
             allow=[(credential.lookup_key or "", (credential.data or {}).get("transports", ()))])
         return Step(state=state, display=Display(
@@ -190,14 +201,14 @@ class PasskeyFactor:
         """A request for any of this site's discoverable credentials (passwordless sign-in:
         empty ``allowCredentials``, §5.5); the answer names the account (§7.2)."""
         challenge, state = _challenge_state(env, discoverable=True)
-        options = webauthn.authentication_options(rp_id=env.rp_id, challenge=challenge)
+        options = _webauthn().authentication_options(rp_id=env.rp_id, challenge=challenge)
         return Step(state=state, display=Display(
             title="Sign in with a passkey", instructions="", data={"options": options}))
 
     def credential_id(self, response: Mapping[str, str]) -> str:
         """The credential id an assertion claims (to find its record). Raises
         FactorRejected."""
-        return webauthn.assertion_credential_id(_response(response))
+        return _webauthn().assertion_credential_id(_response(response))
 
     def verify(self, env: FactorEnv, user: User, credential: Credential,
                state: Mapping[str, Any], response: Mapping[str, str]) -> AuthEvent:
@@ -210,9 +221,9 @@ class PasskeyFactor:
         if not credential.lookup_key or "public_key" not in data:
             raise FactorRejected("not_registered")
         # §7.2: the credential must be one that allowCredentials listed.
-        if webauthn.assertion_credential_id(raw) != credential.lookup_key:
+        if _webauthn().assertion_credential_id(raw) != credential.lookup_key:
             raise FactorRejected("unknown_credential", "Use the passkey you registered here.")
-        asserted = webauthn.verify_authentication(
+        asserted = _webauthn().verify_authentication(
             response=raw, challenge=challenge, rp_id=env.rp_id, origin=env.origin,
             public_key=data["public_key"], stored_sign_count=credential.counter)
         # §7.2: the user handle, when returned, names the credential's owner; a
