@@ -90,8 +90,13 @@ def _forget_credentials(*_: Any) -> None:
         g.pop(_MEMO, None)
 
 
+def _credentials_pending(session: Session) -> bool:
+    """Whether the session holds credential changes not yet flushed."""
+    return any(isinstance(o, Credential) for o in (*session.new, *session.dirty, *session.deleted))
+
+
 def _forget_if_credentials_flushed(session: Session, *_: Any) -> None:
-    if any(isinstance(o, Credential) for o in (*session.new, *session.dirty, *session.deleted)):
+    if _credentials_pending(session):
         _forget_credentials()
 
 
@@ -181,7 +186,9 @@ class MfaService:
         per request while nothing changes them (``_credential_memo``)."""
         memo = _credential_memo()
         key = (user.id, verified_only, id(self.factors))
-        if memo is not None and key in memo:
+        # An unflushed change (a status set, a credential added) would be flushed by the query
+        # and change its answer: query again then.
+        if memo is not None and key in memo and not _credentials_pending(db.session()):
             return list(memo[key])
         found = self._query_credentials(user, verified_only)
         if memo is not None:
