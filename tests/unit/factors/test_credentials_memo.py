@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pyotp
 from sqlalchemy import event, select, update
@@ -19,7 +20,7 @@ def credential_selects() -> Iterator[list[str]]:
     """The SELECTs on ``credentials`` the session's engine runs inside the block."""
     seen: list[str] = []
 
-    def before(conn, cursor, statement, *_):
+    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         if statement.lstrip().upper().startswith("SELECT") and "FROM credentials" in statement:
             seen.append(statement)
 
