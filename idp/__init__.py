@@ -49,6 +49,7 @@ def create_app(overrides: Mapping[str, Any] | None = None,
 
     from idp import database, extensions, oidc, sessions
     from idp.cli import register_commands
+    from idp.factors import credential_memo
     from idp.views import (
         account,
         errors,
@@ -65,6 +66,7 @@ def create_app(overrides: Mapping[str, Any] | None = None,
     extensions.db.init_app(app)
     with app.app_context():
         database.enable_sqlite_pragmas(extensions.db.engine)
+    credential_memo.install()
     extensions.store.init_app(app)
     extensions.csrf.init_app(app)
     app.session_interface = sessions.StoreSessionInterface(

@@ -39,7 +39,7 @@ def record(event_type: str, *, user_id: str | None = None, client_id: str | None
     db.session.add(event)
     if commit:
         db.session.commit()
-    # From the locals: reading the committed (expired) row would SELECT it back.
+    # From the locals: the row's attributes may be expired after a commit (a SELECT back).
     line = {"event": event_type, "at": at, "user_id": user_id, "client_id": client_id,
             "ip": ip, "actor": actor, **data}
     if has_request_context() and "request_id" in g:

@@ -54,9 +54,17 @@ class Attempt:
             if limit in reset:
                 self.store.delete(FAIL_PREFIX + limit.key, LOCK_PREFIX + limit.key)
             else:
-                self.store.decr(FAIL_PREFIX + limit.key)
-                if limit in self.locked:
-                    self.store.delete(LOCK_PREFIX + limit.key)
+                self._refund(limit)
+
+    def withdraw(self) -> None:
+        """The secret was never evaluated: take the attempt back on every key."""
+        for limit in self.counts:
+            self._refund(limit)
+
+    def _refund(self, limit: Limit) -> None:
+        self.store.decr(FAIL_PREFIX + limit.key)
+        if limit in self.locked:
+            self.store.delete(LOCK_PREFIX + limit.key)
 
 
 class Throttle:
@@ -87,11 +95,7 @@ class Throttle:
             delay = max(1, limit.delay(count))
             if not self.store.add(LOCK_PREFIX + limit.key, {"until": int(time.time()) + delay},
                                   delay):
-                # Lost the race: not evaluated, so neither a failure nor a lock of ours.
-                for other in attempt.counts:
-                    self.store.decr(FAIL_PREFIX + other.key)
-                for other in attempt.locked:
-                    self.store.delete(LOCK_PREFIX + other.key)
+                attempt.withdraw()  # lost the race: not evaluated, no failure, no lock of ours
                 raise TooManyRequests(LOCKED_MESSAGE,
                                       self.store.ttl(LOCK_PREFIX + limit.key) or 1)
             attempt.locked.append(limit)

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, g, has_app_context, request
-from sqlalchemy import event, select, update
-from sqlalchemy.orm import ORMExecuteState, Session
+from flask import current_app, request
+from sqlalchemy import select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import audit, metrics
@@ -25,6 +24,7 @@ from idp.assurance import AuthEvent, Ladder
 from idp.crypto import SecretBox
 from idp.errors import NotFound, TooManyRequests
 from idp.extensions import db, settings, store
+from idp.factors import credential_memo
 from idp.factors.base import (
     Display,
     Factor,
@@ -60,56 +60,6 @@ class Proven:
     event: AuthEvent
     #: Shown to the user once after success (FactorEnv.revealed).
     revealed: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-#: ``flask.g`` attribute holding this request's credential lists (see ``_credential_memo``).
-_MEMO = "idp_credentials_memo"
-
-
-def _credential_memo() -> dict[tuple[str, bool, int], list[Credential]] | None:
-    """The request's memo of ``MfaService.credentials`` results, or None outside an app context.
-
-    One authorization request asks for a user's credentials several times (reachability with
-    and without enrolling, policy, options; benchmarks/README.md measured ~4 identical SELECTs
-    per request). The memo lives in ``flask.g`` (one request or CLI command) and is dropped by
-    the session hooks below whenever a credential may have changed: a flush touching one, a
-    bulk UPDATE/DELETE of the table, and the end of every transaction (commit, rollback,
-    close: the objects are expired or detached, and another request may have changed rows).
-    """
-    if not has_app_context():
-        return None
-    memo = g.get(_MEMO)
-    if memo is None:
-        memo = {}
-        setattr(g, _MEMO, memo)
-    return memo
-
-
-def _forget_credentials(*_: Any) -> None:
-    if has_app_context():
-        g.pop(_MEMO, None)
-
-
-def _credentials_pending(session: Session) -> bool:
-    """Whether the session holds credential changes not yet flushed."""
-    return any(isinstance(o, Credential) for o in (*session.new, *session.dirty, *session.deleted))
-
-
-def _forget_if_credentials_flushed(session: Session, *_: Any) -> None:
-    if _credentials_pending(session):
-        _forget_credentials()
-
-
-def _forget_if_credentials_bulk_changed(state: ORMExecuteState) -> None:
-    if (state.is_update or state.is_delete) and any(
-            m.class_ is Credential for m in state.all_mappers):
-        _forget_credentials()
-
-
-event.listen(Session, "before_flush", _forget_if_credentials_flushed)
-event.listen(Session, "do_orm_execute", _forget_if_credentials_bulk_changed)
-# Commit, rollback and close (the objects are expired or detached afterwards).
-event.listen(Session, "after_transaction_end", _forget_credentials)
 
 
 def registry() -> FactorRegistry:
@@ -183,12 +133,10 @@ class MfaService:
 
     def credentials(self, user: User, verified_only: bool = True) -> list[Credential]:
         """The user's credentials in the registry's order, oldest first per method; read once
-        per request while nothing changes them (``_credential_memo``)."""
-        memo = _credential_memo()
+        per request while nothing changes them (:mod:`idp.factors.credential_memo`)."""
+        memo = credential_memo.memo()
         key = (user.id, verified_only, id(self.factors))
-        # An unflushed change (a status set, a credential added) would be flushed by the query
-        # and change its answer: query again then.
-        if memo is not None and key in memo and not _credentials_pending(db.session()):
+        if memo is not None and key in memo and not credential_memo.pending(db.session()):
             return list(memo[key])
         found = self._query_credentials(user, verified_only)
         if memo is not None:

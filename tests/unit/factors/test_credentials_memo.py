@@ -1,5 +1,5 @@
 """``MfaService.credentials`` is read once per request and still follows every change made
-in it (idp/factors/service.py ``_credential_memo``; benchmarks/README.md, session 2)."""
+in it (idp/factors/credential_memo.py; benchmarks/README.md, session 2)."""
 
 from __future__ import annotations
 
