@@ -12,12 +12,15 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from idp.assurance import Ladder
 from idp.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from idp.policy.geoip import CountryDatabase
 
 __all__ = ["create_app"]
 
@@ -147,6 +150,19 @@ def _load_policy(app: Flask, settings: Settings) -> None:
             from None
     app.extensions["idp.policy"] = policy
     app.extensions["idp.policy_since"] = parsed
+    app.extensions["idp.geoip"] = _open_geoip(policy.get("geoip_database"))
+
+
+def _open_geoip(path: str | None) -> CountryDatabase | None:
+    """The MaxMind country database, opened once for the process (``policy.geoip_database``)."""
+    if not path:
+        return None
+    from idp.policy.geoip import CountryDatabase, GeoIPError  # only when configured
+
+    try:
+        return CountryDatabase(path)
+    except GeoIPError as exc:
+        raise ConfigError(f"setting 'policy.geoip_database': {exc}") from None
 
 
 def _secret_key(settings: Settings, instance_path: str) -> str:

@@ -288,8 +288,9 @@ def policy() -> None:
 @click.option("--acr-values", default="", help="Space-separated, as an RP would send them.")
 @click.option("--max-age", type=int, default=None)
 @click.option("--new-device", is_flag=True)
-@click.option("--country", default=None, help="Two-letter country code of this sign-in.")
-@click.option("--ip", default=None)
+@click.option("--country", default=None, help="Two-letter country code of this sign-in "
+              "(default: the --ip address looked up in policy.geoip_database, if configured).")
+@click.option("--ip", default=None, help="Client address of this sign-in.")
 @click.option("--failures", type=int, default=0, help="Recent failed password attempts.")
 @with_appcontext
 def policy_explain(username: str, client_id: str, acr_values: str, max_age: int | None,

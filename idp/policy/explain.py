@@ -49,6 +49,11 @@ def explain(username: str, client_id: str, acr_values: list[str], new_device: bo
     requested = [ladder.resolve(v).name for v in (acr_values or client.default_acr_values or [])
                  if ladder.resolve(v) is not None]
     chosen = next((level for level in requested if level in reachable), None)
+    geoip = current_app.extensions.get("idp.geoip")
+    looked_up = country is None and ip is not None and geoip is not None
+    if looked_up:
+        # As at a real sign-in without a trusted country header (idp.policy.signals.country_of).
+        country = geoip.country(ip)
     signals = Signals(client_id=client.client_id, ip=ip, new_device=new_device,
                       country=country, previous_country=user.last_country,
                       recent_failures=recent_failures, user_created_at=user.created_at,
@@ -57,6 +62,8 @@ def explain(username: str, client_id: str, acr_values: list[str], new_device: bo
     decision = decide(current_app.extensions["idp.policy"], current_app.extensions["idp.rules"],
                       ladder, signals, current_app.extensions["idp.policy_since"])
     trace = list(decision.trace)
+    if looked_up:
+        trace.insert(0, f"country of {ip} in {geoip.database_type}: {country or 'unknown'}")
     if client.minimum_acr:
         trace.append(f"client minimum_acr is {client.minimum_acr}")
     if requested:

@@ -4,7 +4,8 @@
   as this user before (``devices`` table).
 - ``country`` / ``previous_country``: from a header set by a trusted proxy (e.g.
   ``CF-IPCountry``), honoured only when the request comes through one of the ``trusted_proxies``
-  (:mod:`idp.proxy`).
+  (:mod:`idp.proxy`); failing that, the client address in the MaxMind database
+  ``policy.geoip_database`` (:mod:`idp.policy.geoip`).
 - ``recent_failures``: failed password attempts on the account just before this sign-in.
 """
 
@@ -53,11 +54,15 @@ def new_device_cookie() -> tuple[str, str]:
 
 
 def country_of(request: Request) -> str | None:
+    """The sign-in's country: the trusted proxy's header first (the CDN saw the real client and
+    knows better than an address database), else the MaxMind database, else unknown."""
     header = settings().policy.country_header
-    if not header or not request.environ.get(TRUSTED_KEY):
-        return None
-    value = request.headers.get(header, "").strip().upper()
-    return value if COUNTRY_PATTERN.match(value) else None
+    if header and request.environ.get(TRUSTED_KEY):
+        value = request.headers.get(header, "").strip().upper()
+        if COUNTRY_PATTERN.match(value):
+            return value
+    geoip = current_app.extensions.get("idp.geoip")
+    return geoip.country(request.remote_addr) if geoip is not None else None
 
 
 def observe_login(user: User, request: Request, recent_failures: int) -> tuple[dict[str, Any],
