@@ -202,6 +202,10 @@ def _validate(data: dict[str, Any]) -> None:
         section, key = dotted.split(".")
         if data[section][key] <= 0:
             raise ConfigError(f"setting '{dotted}' must be positive")
+    audience = data["tokens"]["access_token_audience"]
+    if any(not isinstance(aud, str) or not aud.strip() for aud in audience):
+        raise ConfigError("setting 'tokens.access_token_audience' must be a list of "
+                          "non-empty strings (resource server identifiers)")
     for network in data["trusted_proxies"]:
         try:
             ipaddress.ip_network(str(network), strict=False)

@@ -149,7 +149,8 @@ def op() -> Iterator[FakeOP]:
 def rs(op: FakeOP) -> Iterator[ServedApp]:
     """The demo resource server, trusting the fake OP's key."""
     api = resource_server.create_app(
-        {"ISSUER": ISSUER, "JWKS": KeySet([op.key]).as_dict(private=False)}, environ={})
+        {"ISSUER": ISSUER, "AUDIENCE": CLIENT_ID, "JWKS": KeySet([op.key]).as_dict(private=False)},
+        environ={})
     with ServedApp(api) as served:
         yield served
 
