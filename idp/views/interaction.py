@@ -36,7 +36,7 @@ MAX_USERNAME_LENGTH = 254
 
 
 def _load(uid: str) -> dict:
-    record = interactions.load(uid, request.cookies.get(interactions.COOKIE_NAME))
+    record = interactions.load(uid, request.cookies.get(interactions.cookie_name()))
     # The page's forms end in a redirect to the client (security.allow_form_action).
     allow_form_action(record.get("params", {}).get("redirect_uri", ""))
     return record

@@ -132,6 +132,8 @@ def test_precedence_variable_over_file_over_default(config_file: Any, in_file: i
         pytest.param({"keys": {"algorithms": ["HS256", "RS256"]}}, "'keys.algorithms'",
                      id="unsupported algorithm"),
         pytest.param({"environment": "staging"}, "'environment'", id="unknown environment"),
+        pytest.param({"session": {"cookie_name": "__Host-idp"}}, "'session.cookie_name'",
+                     id="host-prefixed cookie on http"),
         pytest.param({"tokens": {"access_token_audience": [""]}},
                      "'tokens.access_token_audience'", id="empty audience"),
         pytest.param({"tokens": {"access_token_audience": [42]}},
