@@ -202,6 +202,15 @@ def _validate(data: dict[str, Any]) -> None:
         section, key = dotted.split(".")
         if data[section][key] <= 0:
             raise ConfigError(f"setting '{dotted}' must be positive")
+    cookie = str(data["session"]["cookie_name"])
+    if cookie.startswith(("__Host-", "__Secure-")) and not issuer.startswith("https://"):
+        raise ConfigError("setting 'session.cookie_name' may carry a __Host- or __Secure- "
+                          "prefix only with an https issuer (browsers drop such cookies "
+                          "without Secure); on https, __Host- is added by itself")
+    audience = data["tokens"]["access_token_audience"]
+    if any(not isinstance(aud, str) or not aud.strip() for aud in audience):
+        raise ConfigError("setting 'tokens.access_token_audience' must be a list of "
+                          "non-empty strings (resource server identifiers)")
     for network in data["trusted_proxies"]:
         try:
             ipaddress.ip_network(str(network), strict=False)

@@ -20,6 +20,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from idp.config import Settings
 from idp.extensions import db
 from idp.models import Client, User
 
@@ -79,7 +80,8 @@ def run_demo(app: Flask, idp_port: int, rp_port: int) -> None:
     children: list[subprocess.Popen[bytes]] = []
     try:
         children.append(_start("demo resource server", "examples.resource_server", {
-            **env, "DEMO_RS_ISSUER": settings.issuer, "DEMO_RS_PORT": str(rs_port)}))
+            **env, "DEMO_RS_ISSUER": settings.issuer, "DEMO_RS_PORT": str(rs_port),
+            "DEMO_RS_AUDIENCE": demo_audience(settings)}))
         children.append(_start("demo relying party", "examples.relying_party", {
             **env, "DEMO_RP_CLIENT_SECRET": demo.client_secret,
             "DEMO_RP_ISSUER": settings.issuer, "DEMO_RP_CLIENT_ID": DEMO_CLIENT_ID,
@@ -91,6 +93,13 @@ def run_demo(app: Flask, idp_port: int, rp_port: int) -> None:
         run_gunicorn("127.0.0.1", idp_port, 1, settings)
     finally:
         _stop(children)
+
+
+def demo_audience(settings: Settings) -> str:
+    """The ``aud`` of the access tokens the demo RP gets: the IdP's configured access-token
+    audience, else the RP's client id (RFC 9068 §3; ``idp.oidc.tokens``)."""
+    configured = list(settings.tokens.access_token_audience)
+    return configured[0] if configured else DEMO_CLIENT_ID
 
 
 def _start(name: str, module: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:

@@ -1,15 +1,19 @@
 """RFC 9470 (OAuth 2.0 Step Up Authentication Challenge) for Flask resource servers.
 
-Usable outside this package: it needs only the issuer URL. Access tokens are our RFC 9068
-JWTs, verified against the issuer's JWKS (fetched from discovery and cached; refetched once
-when an unknown ``kid`` appears, so key rotation needs no restart)::
+Usable outside this package: it needs the issuer URL and this server's audience. Access
+tokens are our RFC 9068 JWTs, verified against the issuer's JWKS (fetched from discovery and
+cached; refetched when an unknown ``kid`` appears, so key rotation needs no restart, but at
+most once per :data:`JWKS_MIN_REFETCH_SECONDS`, so tokens with made-up ``kid`` s cannot make
+us hammer the issuer)::
 
     from flask import Flask, g
+    from idp import resource
     from idp.resource import require_acr
 
     app = Flask(__name__)
     app.config["IDP_ISSUER"] = "https://login.example.com"
-    app.config["IDP_AUDIENCE"] = "my-api"          # optional
+    app.config["IDP_AUDIENCE"] = "https://api.example.com"   # the tokens' aud: required
+    resource.init_app(app)   # checks the configuration now rather than at the first request
 
     @app.post("/transfers")
     @require_acr("aal2", max_age=300)
@@ -17,6 +21,12 @@ when an unknown ``kid`` appears, so key rotation needs no restart)::
         return {"by": g.access_token["sub"]}
 
 (``ResourceServer(issuer, audience).require_acr(...)`` does the same without app config.)
+
+The audience is mandatory (RFC 9068 §4: the resource server MUST check that ``aud`` names it;
+otherwise a token issued for any other API of the same IdP would be accepted here). Without
+one, :class:`ResourceServerConfigError` is raised when the server is set up. A server that
+really accepts every audience says so with ``IDP_ACCEPT_ANY_AUDIENCE = True`` /
+``accept_any_audience=True``.
 
 A token whose ``acr``/``auth_time`` fall short gets 401 with
 ``WWW-Authenticate: Bearer error="insufficient_user_authentication",
@@ -35,7 +45,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import requests
-from flask import Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -51,6 +61,9 @@ DEFAULT_LADDER: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("phrh", ("aal3", "http://schemas.openid.net/acr/2016/07/phishing-resistant-hardware")),
 )
 JWKS_CACHE_SECONDS = 300
+#: Least time between two JWKS fetches once keys are known: an unknown ``kid`` (rotation, or a
+#: forged token) or a stale cache triggers at most one fetch per interval.
+JWKS_MIN_REFETCH_SECONDS = 30
 HTTP_TIMEOUT_SECONDS = 5
 CLOCK_SKEW_SECONDS = 30
 
@@ -62,14 +75,35 @@ class TokenRejected(Exception):
         self.description = description
 
 
+class ResourceServerConfigError(ValueError):
+    """The resource server is set up without an issuer or without an audience."""
+
+
 class ResourceServer:
-    """Validates bearer tokens from one issuer and answers RFC 9470 challenges."""
+    """Validates bearer tokens from one issuer and answers RFC 9470 challenges.
+
+    ``audience``: the value(s) of which a token's ``aud`` must contain one; required unless
+    ``accept_any_audience`` is true. ``clock`` (monotonic seconds) paces JWKS fetches.
+    Raises ResourceServerConfigError.
+    """
 
     def __init__(self, issuer: str, audience: str | Sequence[str] | None = None,
                  ladder: Sequence[tuple[str, Sequence[str]]] = DEFAULT_LADDER,
-                 jwks: dict | None = None, http: requests.Session | None = None) -> None:
+                 jwks: dict | None = None, http: requests.Session | None = None, *,
+                 accept_any_audience: bool = False,
+                 min_refetch_seconds: float = JWKS_MIN_REFETCH_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not issuer:
+            raise ResourceServerConfigError("the issuer (IDP_ISSUER) is required")
         self.issuer = issuer.rstrip("/")
         self.audiences = [audience] if isinstance(audience, str) else list(audience or [])
+        if not any(self.audiences) and not accept_any_audience:
+            raise ResourceServerConfigError(
+                "no audience: set IDP_AUDIENCE (ResourceServer(audience=...)) to this "
+                "resource server's identifier, the aud the IdP puts in its access tokens "
+                "(tokens.access_token_audience); accepting every audience needs "
+                "IDP_ACCEPT_ANY_AUDIENCE = True (accept_any_audience=True)")
+        self.accept_any_audience = accept_any_audience and not any(self.audiences)
         self._rank: dict[str, int] = {}
         for index, (name, aliases) in enumerate(ladder):
             for value in (name, *aliases):
@@ -78,7 +112,11 @@ class ResourceServer:
         self._lock = threading.Lock()
         self._keys: KeySet | None = KeySet.import_key_set(jwks) if jwks else None
         self._fixed_keys = jwks is not None
-        self._fetched_at = 0.0
+        self._min_refetch = min_refetch_seconds
+        self._clock = clock
+        #: When keys were last fetched, and last tried (successfully or not).
+        self._fetched_at: float | None = None
+        self._tried_at: float | None = None
 
     # -- keys ----------------------------------------------------------------------------------
 
@@ -92,19 +130,31 @@ class ResourceServer:
 
     def _key_set(self, kid: str | None) -> KeySet:
         with self._lock:
-            stale = time.monotonic() - self._fetched_at > JWKS_CACHE_SECONDS
-            unknown = kid is not None and self._keys is not None and not any(
-                key.kid == kid for key in self._keys.keys)
-            if not self._fixed_keys and (self._keys is None or stale or unknown):
+            if not self._fixed_keys and self._should_fetch(kid):
+                self._tried_at = self._clock()
                 try:
                     self._keys = self._fetch_keys()
-                    self._fetched_at = time.monotonic()
+                    self._fetched_at = self._tried_at
                 except (requests.RequestException, ValueError, KeyError) as exc:
                     if self._keys is None:
                         raise TokenRejected("invalid_token", "cannot fetch the issuer's keys") \
                             from exc
-            assert self._keys is not None
+            if self._keys is None:
+                raise TokenRejected("invalid_token", "cannot fetch the issuer's keys")
             return self._keys
+
+    def _should_fetch(self, kid: str | None) -> bool:
+        """Fetch when the cache is stale or lacks ``kid`` — but never twice within the minimum
+        interval (failed attempts count), so the issuer sees a bounded rate whatever the
+        tokens presented; with no keys yet, attempts are paced the same way."""
+        now = self._clock()
+        if self._tried_at is not None and now - self._tried_at < self._min_refetch:
+            return False
+        if self._keys is None or self._fetched_at is None:
+            return True
+        if now - self._fetched_at > JWKS_CACHE_SECONDS:
+            return True
+        return kid is not None and not any(key.kid == kid for key in self._keys.keys)
 
     # -- validation ------------------------------------------------------------------------
 
@@ -125,11 +175,12 @@ class ResourceServer:
             raise TokenRejected("invalid_token", "wrong issuer")
         if not isinstance(claims.get("exp"), int) or claims["exp"] + CLOCK_SKEW_SECONDS <= now:
             raise TokenRejected("invalid_token", "expired")
-        if self.audiences:
-            aud = claims.get("aud")
-            auds = [aud] if isinstance(aud, str) else list(aud or [])
-            if not set(auds) & set(self.audiences):
-                raise TokenRejected("invalid_token", "not meant for this resource")
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else list(aud or [])
+        if not auds:
+            raise TokenRejected("invalid_token", "no audience (RFC 9068 §2.2: aud is required)")
+        if not self.accept_any_audience and not set(auds) & set(self.audiences):
+            raise TokenRejected("invalid_token", "not meant for this resource")
         return claims
 
     def satisfies(self, claims: dict[str, Any], acr: str, max_age: int | None,
@@ -202,18 +253,33 @@ def _unverified_kid(token: str) -> str | None:
     return kid if isinstance(kid, str) else None
 
 
+EXTENSION = "idp.resource_server"
+
+
+def init_app(app: Flask) -> ResourceServer:
+    """The app's ResourceServer, built from ``IDP_ISSUER``, ``IDP_AUDIENCE`` (a string or a
+    list) and ``IDP_ACCEPT_ANY_AUDIENCE``; call it at start so that a missing audience stops
+    the app there. Raises ResourceServerConfigError."""
+    server = app.extensions.get(EXTENSION)
+    if server is None:
+        server = ResourceServer(app.config.get("IDP_ISSUER") or "",
+                                app.config.get("IDP_AUDIENCE"),
+                                accept_any_audience=bool(app.config.get(
+                                    "IDP_ACCEPT_ANY_AUDIENCE", False)))
+        app.extensions[EXTENSION] = server
+    return server
+
+
 def require_acr(acr: str, max_age: int | None = None) -> Callable[[F], F]:
-    """``@require_acr("aal2", max_age=300)`` for an app whose config names the issuer
-    (``IDP_ISSUER``, optional ``IDP_AUDIENCE``); one ResourceServer (and JWKS cache) per app."""
+    """``@require_acr("aal2", max_age=300)`` for an app whose config names the issuer and the
+    audience (:func:`init_app`); one ResourceServer (and JWKS cache) per app. Without
+    :func:`init_app` the server is built at the first request, and a missing audience raises
+    ResourceServerConfigError then (the request fails; no token is accepted)."""
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            server = current_app.extensions.get("idp.resource_server")
-            if server is None:
-                server = ResourceServer(current_app.config["IDP_ISSUER"],
-                                        current_app.config.get("IDP_AUDIENCE"))
-                current_app.extensions["idp.resource_server"] = server
+            server = init_app(current_app._get_current_object())  # type: ignore[attr-defined]
             return server.require_acr(acr, max_age)(view)(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

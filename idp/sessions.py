@@ -18,6 +18,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from idp.assurance import AuthEvent
+from idp.cookies import host_cookie_name
 from idp.store import Store, StoreUnavailable
 
 SESSION_KEY_PREFIX = "session:"
@@ -58,7 +59,8 @@ class StoreSessionInterface(SessionInterface):
     def __init__(self, store: Store, cookie_name: str, absolute_timeout: int,
                  idle_timeout: int, secure: bool) -> None:
         self.store = store
-        self.cookie_name = cookie_name
+        # __Host-idp_session on an https issuer (idp.cookies).
+        self.cookie_name = host_cookie_name(cookie_name, secure)
         self.absolute_timeout = absolute_timeout
         self.idle_timeout = idle_timeout
         self.secure = secure

@@ -70,11 +70,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    secure = settings.redirect_uri.startswith("https://")
     app.config.update(
-        SESSION_COOKIE_NAME=SESSION_COOKIE_NAME,
+        # __Host-demo_rp_session over https (Secure, Path=/, no Domain: RFC 6265bis §4.1.3.2).
+        SESSION_COOKIE_NAME=f"__Host-{SESSION_COOKIE_NAME}" if secure else SESSION_COOKIE_NAME,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.redirect_uri.startswith("https://"),
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_PATH="/",
+        SESSION_COOKIE_DOMAIN=None,
     )
     app.config.update(config or {})
     app.config.update(

@@ -5,7 +5,8 @@ http://localhost:5002 and trusts access tokens from the IdP on http://localhost:
 
 ``POST /transfers`` takes ``{"amount": 12.5, "to": "Bob"}`` with an RFC 9068 access token as
 ``Authorization: Bearer …``. :func:`idp.resource.require_acr` guards it: the token must come from
-the configured issuer (signature checked against its JWKS) and carry ``acr`` aal2 or stronger with
+the configured issuer (signature checked against its JWKS), name this server in ``aud`` (the
+configured audience: mandatory) and carry ``acr`` aal2 or stronger with
 an ``auth_time`` at most 300 seconds old. Otherwise the answer is the RFC 9470 challenge::
 
     HTTP/1.1 401 UNAUTHORIZED
@@ -35,6 +36,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from idp import resource
 from idp.resource import ResourceServer, require_acr
 
 __all__ = ["create_app"]
@@ -47,9 +49,10 @@ MAX_AGE = 300
 DEFAULT_MAX_AMOUNT = 10_000
 MAX_RECIPIENT_LENGTH = 64
 MAX_BODY_BYTES = 16 * 1024
-#: Where :func:`idp.resource.require_acr` keeps the app's ResourceServer (it makes one lazily from
-#: ``IDP_ISSUER`` / ``IDP_AUDIENCE`` when absent); set here when the config pins a JWKS.
-RESOURCE_SERVER_EXTENSION = "idp.resource_server"
+#: Where :func:`idp.resource.require_acr` keeps the app's ResourceServer (made by
+#: :func:`idp.resource.init_app` from ``IDP_ISSUER`` / ``IDP_AUDIENCE``, or here with a pinned
+#: JWKS).
+RESOURCE_SERVER_EXTENSION = resource.EXTENSION
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -62,9 +65,12 @@ def create_app(config: Mapping[str, Any] | None = None,
     """Build the resource server.
 
     ``config`` keys: ``ISSUER`` (else ``DEMO_RS_ISSUER``, else http://localhost:5000),
-    ``AUDIENCE`` (else ``DEMO_RS_AUDIENCE``; unset = any audience), ``MAX_AMOUNT`` and ``JWKS`` —
-    a fixed key set (dict) to verify tokens with instead of the issuer's published one (tests,
-    offline use). Other keys go to ``app.config`` unchanged.
+    ``AUDIENCE`` (else ``DEMO_RS_AUDIENCE``; required: the ``aud`` the IdP's access tokens
+    carry — its ``tokens.access_token_audience``, else the client id), ``MAX_AMOUNT`` and
+    ``JWKS`` — a fixed key set (dict) to verify tokens with instead of the issuer's published
+    one (tests, offline use). Other keys go to ``app.config`` unchanged.
+
+    Raises :class:`idp.resource.ResourceServerConfigError` without an audience.
     """
     config = dict(config or {})
     environ = os.environ if environ is None else environ
@@ -78,6 +84,7 @@ def create_app(config: Mapping[str, Any] | None = None,
     app.config.update(IDP_ISSUER=issuer, IDP_AUDIENCE=audience)
     if jwks is not None:
         app.extensions[RESOURCE_SERVER_EXTENSION] = ResourceServer(issuer, audience, jwks=jwks)
+    resource.init_app(app)  # no audience: stop here, not at the first request
 
     app.add_url_rule("/", "index", index, methods=["GET"])
     app.add_url_rule("/transfers", "transfers", transfer, methods=["POST"])

@@ -2,7 +2,9 @@
 
 Binds 127.0.0.1:5002; ``DEMO_RS_HOST`` / ``DEMO_RS_PORT`` override that. ``DEMO_RS_ISSUER``
 names the IdP whose access tokens it accepts (default http://localhost:5000) and
-``DEMO_RS_AUDIENCE``, when set, the ``aud`` they must carry.
+``DEMO_RS_AUDIENCE`` (required) the ``aud`` they must carry: the IdP's
+``tokens.access_token_audience``, or by default the client id of the RP that gets the tokens
+(``demo-rp`` for ``idp demo``).
 """
 
 from __future__ import annotations

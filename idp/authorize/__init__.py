@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from idp.authorize import steps
+from idp.authorize.consent import released_claims
 from idp.authorize.context import AuthorizeContext
 from idp.authorize.steps import NeedsInteraction
 from idp.oidc.authorization import issue_code
+from idp.oidc.claims import restrict_claims_request
 from idp.oidc.principal import AuthContext, Principal
 
 __all__ = ["AuthorizeContext", "CodeIssued", "NeedsInteraction", "run"]
@@ -30,7 +32,19 @@ def run(ctx: AuthorizeContext) -> CodeIssued | NeedsInteraction:
     if needed is not None:
         return needed
     steps.check_acr_met(ctx)
-    return CodeIssued(issue_code(ctx.grant, ctx.request, _principal(ctx)))
+    return CodeIssued(issue_code(ctx.grant, ctx.request, _principal(ctx), _claims(ctx)))
+
+
+def _claims(ctx: AuthorizeContext) -> dict | None:
+    """The claims parameter as the code keeps it: user claims the client may not have or the
+    user did not consent to are dropped, so neither /token nor UserInfo (which read only the
+    code and its tokens) can release them (OIDC Core §5.5.1: unavailable claims are omitted)."""
+    assert ctx.user is not None
+    claims = ctx.request.claims
+    if not claims:
+        return claims
+    return restrict_claims_request(
+        claims, released_claims(ctx.user, ctx.request.client.model, claims))
 
 
 def _principal(ctx: AuthorizeContext) -> Principal:

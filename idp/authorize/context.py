@@ -38,6 +38,9 @@ class AuthorizeContext:
     reachable_by_enrolling: frozenset[str] = frozenset()
     #: Levels reachable only after signing in again (the session's proofs are too old).
     reachable_after_login: frozenset[str] = frozenset()
+    #: Claims named in the claims parameter that the consent page asks about one by one
+    #: (allowed for the client, not covered by a requested scope; OIDC Core §5.5).
+    consent_claims: tuple[str, ...] = ()
     #: Why the required level is what it is (policy explain; user.step_up_required audit).
     policy_trace: tuple[str, ...] = ()
 

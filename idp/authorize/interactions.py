@@ -10,7 +10,10 @@ import secrets
 import time
 from typing import Any
 
+from werkzeug.wrappers import Response
+
 from idp import request_log
+from idp.cookies import host_cookie_name
 from idp.crypto import constant_time_equals
 from idp.errors import InteractionExpired
 from idp.extensions import settings, store
@@ -19,8 +22,21 @@ KEY_PREFIX = "interaction:"
 #: Interaction kinds: a relying party's authorization request, or the IdP's own account pages.
 AUTHORIZE = "authorize"
 ACCOUNT = "account"
+#: The cookie binding an interaction to the browser; see :func:`cookie_name`.
 COOKIE_NAME = "idp_interaction"
 UID_BYTES = 32
+
+
+def cookie_name() -> str:
+    """``idp_interaction``, as ``__Host-idp_interaction`` on an https issuer (idp.cookies)."""
+    return host_cookie_name(COOKIE_NAME, settings().secure_cookies)
+
+
+def bind_to_browser(response: Response, uid: str) -> None:
+    """Set the cookie that ties interaction ``uid`` to this browser (host-only, Path=/)."""
+    response.set_cookie(cookie_name(), uid, httponly=True, samesite="Lax",
+                        secure=settings().secure_cookies, path="/",
+                        max_age=settings().session.interaction_ttl)
 
 
 def create(params: dict[str, str], client_id: str | None, prompt: str, reasons: list[str],

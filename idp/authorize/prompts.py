@@ -113,7 +113,8 @@ def _consent_missing(ctx: AuthorizeContext) -> bool:
     if "consent" in ctx.request.prompt:
         return True
     client = ctx.request.client.model
-    return not client.first_party and not has_consent(ctx.user, client, ctx.request.scope)
+    return not client.first_party and not has_consent(ctx.user, client, ctx.request.scope,
+                                                      ctx.consent_claims)
 
 
 CONSENT = Prompt("consent", (

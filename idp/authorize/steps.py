@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flask import current_app, request
 
 from idp.assurance import AuthEvent
+from idp.authorize.consent import claims_to_consent
 from idp.authorize.context import AuthorizeContext
 from idp.authorize.prompts import POLICY
 from idp.extensions import db, settings
@@ -146,6 +147,15 @@ def check_max_age(ctx: AuthorizeContext) -> None:
         ctx.max_age = ctx.request.client.model.default_max_age
 
 
+def assign_consent_claims(ctx: AuthorizeContext) -> None:
+    """OIDC Core §5.5: claims requested by name need the user's consent like scopes do, for
+    clients that are not first-party; the consent page lists them (``idp.authorize.consent``).
+    Claims the client is not registered for are never offered."""
+    request = ctx.request
+    ctx.consent_claims = tuple(claims_to_consent(request.client.model, request.scope,
+                                                 request.claims))
+
+
 @dataclass(frozen=True)
 class NeedsInteraction:
     prompt: str
@@ -162,8 +172,11 @@ def interactions(ctx: AuthorizeContext) -> NeedsInteraction | None:
             continue
         if "none" in ctx.request.prompt:
             raise ctx.request.error(failing[0].error, failing[0].description)
-        details = {"acr": ctx.required_acr, "trace": list(ctx.policy_trace)} \
-            if prompt.name == "mfa" else {}
+        details: dict = {}
+        if prompt.name == "mfa":
+            details = {"acr": ctx.required_acr, "trace": list(ctx.policy_trace)}
+        elif prompt.name == "consent":
+            details = {"claims": list(ctx.consent_claims)}
         return NeedsInteraction(prompt.name, [check.reason for check in failing], details)
     return None
 
@@ -191,4 +204,5 @@ PIPELINE: tuple[Step, ...] = (
     check_id_token_hint,
     assign_acr_requirements,
     check_max_age,
+    assign_consent_claims,
 )

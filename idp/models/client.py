@@ -42,7 +42,9 @@ class Client(db.Model):
 
 
 class Consent(db.Model):
-    """Scopes a user approved for a client (skipped for first-party clients)."""
+    """Scopes a user approved for a client (skipped for first-party clients), and the claims
+    asked for by name (OIDC Core §5.5) beyond those scopes that the user released
+    (``claims``) or declined (``rejected_claims``; remembered so they are not asked again)."""
 
     __tablename__ = "consents"
     __table_args__ = (UniqueConstraint("user_id", "client_id"),)
@@ -51,4 +53,6 @@ class Consent(db.Model):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.client_id", ondelete="CASCADE"))
     scope: Mapped[str] = mapped_column(Text)
+    claims: Mapped[list | None] = mapped_column(JSONType, default=list)
+    rejected_claims: Mapped[list | None] = mapped_column(JSONType, default=list)
     granted_at: Mapped[int] = mapped_column(BigInteger, default=now_ts)

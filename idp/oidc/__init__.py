@@ -45,6 +45,7 @@ def init_app(app: Flask) -> None:
         issuer=settings.issuer, keyring=keyring, alg="RS256",
         expires_in={"default": token_ttls.access_token_ttl,
                     "client_credentials": token_ttls.client_credentials_ttl},
+        audience=list(token_ttls.access_token_audience),
     ))
     server.register_grant(AuthorizationCodeGrant,
                           [S256CodeChallenge(required=True), OpenIDCode(keyring)])

@@ -218,11 +218,13 @@ def _valid_claim_request(request: object) -> bool:
                               and all(isinstance(v, str) for v in values))
 
 
-def issue_code(grant: Any, request: AuthorizationRequest,
-               principal: Principal) -> list[tuple[str, str]]:
-    """Issue a code bound to the authentication snapshot; returns the response parameters
-    (``code``, ``state``) for the client's redirect URI (RFC 6749 §4.1.2)."""
+def issue_code(grant: Any, request: AuthorizationRequest, principal: Principal,
+               claims: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Issue a code bound to the authentication snapshot and to ``claims``, the claims
+    parameter reduced to what may be released; returns the response parameters (``code``,
+    ``state``) for the client's redirect URI (RFC 6749 §4.1.2)."""
     grant.request.user = principal
+    grant.request.requested_claims = claims
     code = grant.generate_authorization_code()
     grant.save_authorization_code(code, grant.request)
     params = [("code", code)]

@@ -37,6 +37,10 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "scope": row.scope, "iat": row.issued_at, "exp": token.expires_at,
             "sub": row.user_id or row.client_id,
         }
+        if token.kind == "access_token":
+            # RFC 7662 §2.2: the same audience the JWT carries (RFC 9068 §3).
+            payload["aud"] = tokens.access_token_audience(
+                list(settings().tokens.access_token_audience), row.client_id)
         if row.user_id:
             user = db.session.get(User, row.user_id)
             if user is None or user.disabled:

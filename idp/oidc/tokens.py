@@ -33,7 +33,8 @@ OFFLINE_ACCESS = "offline_access"
 class AccessTokenGenerator(JWTBearerTokenGenerator):
     """RFC 9068 access tokens carrying the authentication snapshot (acr, amr, auth_time, sid)."""
 
-    def __init__(self, issuer: str, keyring: Any, alg: str, expires_in: dict[str, int]) -> None:
+    def __init__(self, issuer: str, keyring: Any, alg: str, expires_in: dict[str, int],
+                 audience: list[str] | None = None) -> None:
         super().__init__(
             issuer=issuer, alg=alg,
             refresh_token_generator=lambda **_: secrets.token_urlsafe(REFRESH_TOKEN_BYTES),
@@ -41,6 +42,12 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
                 grant_type, expires_in["default"]),
         )
         self._keyring = keyring
+        self._audience = list(audience or [])
+
+    def get_audiences(self, client: Any, user: Any, scope: str) -> str | list[str]:
+        """RFC 9068 §3 (``aud`` REQUIRED): the configured resource servers
+        (``tokens.access_token_audience``), else the client id."""
+        return access_token_audience(self._audience, client.get_client_id())
 
     def get_jwks(self) -> Any:
         return self._keyring.signing_key(self.alg)
@@ -62,6 +69,14 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
         if isinstance(user, Principal) and user.context.sid:
             return {"sid": user.context.sid}
         return {}
+
+
+def access_token_audience(configured: list[str], client_id: str) -> str | list[str]:
+    """``aud`` of an access token: the configured audience (one value as a string), else the
+    client id."""
+    if not configured:
+        return client_id
+    return configured[0] if len(configured) == 1 else list(configured)
 
 
 def unverified_claims(token: str) -> dict[str, Any]:

@@ -75,9 +75,7 @@ def _step_up(return_to: str) -> Response:
     record = interactions.create({}, None, prompt, ["account"], {"acr": level},
                                  kind=interactions.ACCOUNT, return_to=return_to)
     response = redirect(url_for("interaction.show", uid=record["uid"]), code=303)
-    response.set_cookie(interactions.COOKIE_NAME, record["uid"], httponly=True,
-                        samesite="Lax", secure=settings().secure_cookies, path="/",
-                        max_age=settings().session.interaction_ttl)
+    interactions.bind_to_browser(response, record["uid"])
     return response
 
 
@@ -92,7 +90,7 @@ def _fresh_user() -> User:
 
 @bp.get("/resume/<uid>")
 def resume(uid: str) -> Response:
-    record = interactions.load(uid, request.cookies.get(interactions.COOKIE_NAME))
+    record = interactions.load(uid, request.cookies.get(interactions.cookie_name()))
     user = _signed_in_user()
     step = next_prompt(user, int(time.time()))
     if step is not None:

@@ -25,7 +25,7 @@ from idp.extensions import db, settings
 from idp.factors.service import MfaService
 from idp.models import Client, User
 from idp.oidc.authorization import AuthorizationError
-from idp.oidc.claims import SCOPE_CLAIMS
+from idp.oidc.claims import CLAIM_LABELS, SCOPE_CLAIMS
 from idp.policy import devices
 from idp.policy.signals import DEVICE_COOKIE, DEVICE_COOKIE_DAYS, observe_login
 from idp.views.security import allow_form_action
@@ -36,7 +36,7 @@ MAX_USERNAME_LENGTH = 254
 
 
 def _load(uid: str) -> dict:
-    record = interactions.load(uid, request.cookies.get(interactions.COOKIE_NAME))
+    record = interactions.load(uid, request.cookies.get(interactions.cookie_name()))
     # The page's forms end in a redirect to the client (security.allow_form_action).
     allow_form_action(record.get("params", {}).get("redirect_uri", ""))
     return record
@@ -80,7 +80,8 @@ def show(uid: str) -> Response | str:
         user = db.session.get(User, sessions.signed_in_user_id(session) or "")
         scopes = [s for s in record["params"].get("scope", "").split() if s in SCOPE_CLAIMS]
         return render_template("consent.html", uid=uid, client=client, user=user,
-                               scopes=scopes)
+                               scopes=scopes, claims=_offered_claims(record),
+                               claim_labels=CLAIM_LABELS)
     raise InvalidRequest(f"Unknown step {prompt!r}.")
 
 
@@ -125,6 +126,13 @@ def finish_primary_login(uid: str, record: dict, login: PrimaryLogin) -> Respons
     return response
 
 
+def _offered_claims(record: dict) -> list[str]:
+    """The claims the consent page asks about one by one, as the pipeline decided them
+    (``steps.assign_consent_claims``); never taken from the submitted form."""
+    offered = record["prompt"].get("details", {}).get("claims", [])
+    return [name for name in offered if name in CLAIM_LABELS]
+
+
 @bp.post("/<uid>/consent")
 def consent(uid: str) -> Response:
     record = _load(uid)
@@ -135,9 +143,14 @@ def consent(uid: str) -> Response:
     if request.form.get("decision") != "allow":
         audit.record("user.consent_denied", user_id=user.id, client_id=client.client_id)
         return _deny(record, "The user declined the request.")
-    grant_consent(user, client, record["params"].get("scope", ""))
+    offered = _offered_claims(record)
+    chosen = set(request.form.getlist("claim"))
+    released = tuple(name for name in offered if name in chosen)
+    declined = tuple(name for name in offered if name not in chosen)
+    grant_consent(user, client, record["params"].get("scope", ""), released, declined)
     audit.record("user.consent_granted", user_id=user.id, client_id=client.client_id,
-                 scope=record["params"].get("scope", ""))
+                 scope=record["params"].get("scope", ""), claims=list(released),
+                 declined_claims=list(declined))
     record["result"]["consent"] = int(time.time())
     interactions.save(record)
     return _resume(uid)

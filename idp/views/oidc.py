@@ -67,7 +67,7 @@ def authorization() -> Response:
 @bp.get("/authorize/resume/<uid>")
 def resume(uid: str) -> Response:
     """Back from the hosted pages: run the pipeline again with what the user did there."""
-    record = interactions.load(uid, request.cookies.get(interactions.COOKIE_NAME))
+    record = interactions.load(uid, request.cookies.get(interactions.cookie_name()))
     auth_request, grant = oidc.parse_authorization(list(record["params"].items()))
     return _continue(auth_request, grant, record)
 
@@ -94,9 +94,7 @@ def _continue(auth_request: AuthorizationRequest, grant: object,
                             "details": outcome.details}
         interactions.save(record)
     response = redirect(url_for("interaction.show", uid=record["uid"]), code=303)
-    response.set_cookie(interactions.COOKIE_NAME, record["uid"], httponly=True, samesite="Lax",
-                        secure=settings().secure_cookies, path="/",
-                        max_age=settings().session.interaction_ttl)
+    interactions.bind_to_browser(response, record["uid"])
     return response
 
 

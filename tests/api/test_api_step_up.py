@@ -21,6 +21,7 @@ from tests.helpers.factors import enroll_totp
 def _resource_server(issuer):
     api = Flask("test-api")
     api.config["IDP_ISSUER"] = issuer
+    api.config["IDP_AUDIENCE"] = "rp1"  # the IdP's default access-token aud: the client id
 
     @api.post("/transfers")
     @require_acr("aal2")

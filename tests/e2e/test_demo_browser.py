@@ -105,7 +105,8 @@ def demo(app: Any, live_server: Any) -> Iterator[Demo]:
     rp, rs = ThreadedServer(), ThreadedServer()
     rp_port = int(rp.url.rsplit(":", 1)[1])
     seeded = seed(app, rp_port)
-    rs.start(resource_server.create_app({"ISSUER": live_server.url}, environ={}))
+    rs.start(resource_server.create_app({"ISSUER": live_server.url,
+                                           "AUDIENCE": DEMO_CLIENT_ID}, environ={}))
     rp.start(relying_party.create_app({
         "ISSUER": live_server.url, "CLIENT_ID": DEMO_CLIENT_ID,
         "CLIENT_SECRET": seeded.client_secret, "REDIRECT_URI": f"{rp.url}/callback",

@@ -17,6 +17,7 @@ from tests.helpers.rp import callback_params, form_action, hidden_inputs, page_n
 def _resource_server(issuer):
     api = Flask("test-api")
     api.config["IDP_ISSUER"] = issuer
+    api.config["IDP_AUDIENCE"] = "rp1"  # the IdP's default access-token aud: the client id
 
     @api.post("/transfers")
     @require_acr("aal2", max_age=300)

@@ -17,6 +17,9 @@ from idp.users import create_user
 from tests.helpers.rp import CALLBACK, DEFAULT_PASSWORD, hidden_inputs, page_name
 
 COOKIE = "idp_session"
+#: On an https issuer the host-only cookies carry the __Host- prefix (idp.cookies).
+HOST_COOKIE = "__Host-idp_session"
+HOST_INTERACTION_COOKIE = "__Host-idp_interaction"
 LOGGED_OUT = "https://rp.example.test/logged-out"
 
 
@@ -89,6 +92,9 @@ def test_session_cookie_flags_over_http(flows):
 
     assert_session_cookie_flags(before, secure=False)
     assert_session_cookie_flags(after, secure=False)
+    # Plain http (development): no __Host- prefix, browsers would drop it without Secure.
+    names = [*response_cookies(page), *response_cookies(signed_in), *browser.session.cookies.keys()]
+    assert not [name for name in names if name.startswith("__")]
 
 
 def test_session_id_changes_at_sign_in_and_the_old_id_is_dead(flows):
@@ -263,26 +269,33 @@ class TestHttpsIssuer:
         assert page_name(page.get_data(as_text=True)) == "login"
         return redirected, page
 
-    def test_cookies_are_secure(self, login):
+    def test_cookies_are_secure_and_host_prefixed(self, login):
+        """RFC 6265bis §4.1.3.2: ``__Host-`` cookies are Secure, Path=/ and have no Domain,
+        so neither a sibling subdomain nor plain http can plant or overwrite them."""
         redirected, page = login
 
-        interaction = set_cookies(redirected.headers.getlist("Set-Cookie"))["idp_interaction"]
-        session = set_cookies(page.headers.getlist("Set-Cookie"))[COOKIE]
+        interaction_cookies = set_cookies(redirected.headers.getlist("Set-Cookie"))
+        session_cookies = set_cookies(page.headers.getlist("Set-Cookie"))
+        interaction = interaction_cookies[HOST_INTERACTION_COOKIE]
+        session = session_cookies[HOST_COOKIE]
 
-        assert_session_cookie_flags(session, secure=True)
-        assert_session_cookie_flags(interaction, secure=True)
+        for cookie in (session, interaction):
+            assert_session_cookie_flags(cookie, secure=True)
+            assert "domain" not in cookie
+        assert "idp_interaction" not in interaction_cookies
+        assert COOKIE not in session_cookies
 
     def test_sign_in_rotates_a_secure_session_cookie(self, client, login, issuer):
         _, page = login
         html = page.get_data(as_text=True)
-        before = set_cookies(page.headers.getlist("Set-Cookie"))[COOKIE]
+        before = set_cookies(page.headers.getlist("Set-Cookie"))[HOST_COOKIE]
         action = re.search(r'<form method="post" action="([^"]*/login)"', html).group(1)  # type: ignore[union-attr]
 
         response = client.post(action, base_url=issuer, headers={"Referer": issuer + "/"}, data={
             **hidden_inputs(html), "username": "alice", "password": DEFAULT_PASSWORD})
 
         assert response.status_code == 303
-        after = set_cookies(response.headers.getlist("Set-Cookie"))[COOKIE]
+        after = set_cookies(response.headers.getlist("Set-Cookie"))[HOST_COOKIE]
         assert_session_cookie_flags(after, secure=True)
         assert after["value"] != before["value"]
 
@@ -301,3 +314,31 @@ class TestHttpsIssuer:
 
         assert response.status_code == 303
         assert "/authorize/resume/" in response.headers["Location"]
+
+    def test_the_host_prefixed_cookies_are_the_ones_read_back(self, client, login, issuer):
+        """Sign-in to code over https: the interaction and the session are found under their
+        __Host- names; a plain-named session cookie (as planted from a sibling subdomain or
+        over http) is not what the IdP reads."""
+        _, page = login
+        html = page.get_data(as_text=True)
+        action = re.search(r'<form method="post" action="([^"]*/login)"', html).group(1)  # type: ignore[union-attr]
+        signed_in = client.post(action, base_url=issuer, headers={"Referer": issuer + "/"},
+                                data={**hidden_inputs(html), "username": "alice",
+                                      "password": DEFAULT_PASSWORD})
+        session_id = set_cookies(signed_in.headers.getlist("Set-Cookie"))[HOST_COOKIE]["value"]
+
+        resumed = client.get(signed_in.headers["Location"], base_url=issuer)
+
+        assert resumed.status_code == 302, resumed.get_data(as_text=True)[:300]
+        assert "code=" in resumed.headers["Location"]
+        assert resumed.headers["Location"].startswith(CALLBACK)
+        client.delete_cookie(HOST_COOKIE, domain="localhost")
+        client.set_cookie(COOKIE, session_id, domain="localhost")
+        query = urlencode({
+            "response_type": "code", "client_id": "rp1", "redirect_uri": CALLBACK,
+            "scope": "openid", "state": "s2", "prompt": "none",
+            "code_challenge": create_s256_code_challenge("v" * 64),
+            "code_challenge_method": "S256"})
+        planted = client.get("/authorize?" + query, base_url=issuer)
+        assert planted.status_code == 302
+        assert "error=login_required" in planted.headers["Location"]

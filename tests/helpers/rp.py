@@ -29,6 +29,11 @@ def hidden_inputs(html: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
 
 
+def claim_boxes(html: str) -> list[str]:
+    """The claims a consent page asks about one by one (checked boxes)."""
+    return re.findall(r'<input type="checkbox" name="claim" value="([^"]+)"[^>]*checked', html)
+
+
 def form_action(html: str, contains: str) -> str:
     for action in re.findall(r'<form method="post" action="([^"]+)"', html):
         if contains in action:
@@ -49,7 +54,7 @@ class Browser:
     def get(self, url: str, **kwargs: Any) -> requests.Response:
         return self.session.get(self._abs(url), allow_redirects=False, timeout=30, **kwargs)
 
-    def post(self, url: str, data: dict[str, str], **kwargs: Any) -> requests.Response:
+    def post(self, url: str, data: dict[str, Any], **kwargs: Any) -> requests.Response:
         return self.session.post(self._abs(url), data=data, allow_redirects=False, timeout=30,
                                  **kwargs)
 
@@ -75,11 +80,15 @@ class Browser:
         action = form_action(page.text, "/login")
         return self.post(action, {**fields, "username": username, "password": password})
 
-    def submit_consent(self, page: requests.Response, decision: str = "allow") -> requests.Response:
+    def submit_consent(self, page: requests.Response, decision: str = "allow",
+                       claims: list[str] | None = None) -> requests.Response:
+        """Submit the consent form; ``claims`` are the claim boxes left ticked (default: as
+        the page shows them, all ticked)."""
         assert page_name(page.text) == "consent", page.text[:500]
-        fields = hidden_inputs(page.text)
+        fields: dict[str, Any] = dict(hidden_inputs(page.text))
         action = form_action(page.text, "/consent")
-        return self.post(action, {**fields, "decision": decision})
+        ticked = claims if claims is not None else claim_boxes(page.text)
+        return self.post(action, {**fields, "decision": decision, "claim": ticked})
 
 
 def choose_factor(browser: Browser, picker: requests.Response, method: str) -> requests.Response:

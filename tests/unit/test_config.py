@@ -132,6 +132,14 @@ def test_precedence_variable_over_file_over_default(config_file: Any, in_file: i
         pytest.param({"keys": {"algorithms": ["HS256", "RS256"]}}, "'keys.algorithms'",
                      id="unsupported algorithm"),
         pytest.param({"environment": "staging"}, "'environment'", id="unknown environment"),
+        pytest.param({"session": {"cookie_name": "__Host-idp"}}, "'session.cookie_name'",
+                     id="host-prefixed cookie on http"),
+        pytest.param({"tokens": {"access_token_audience": [""]}},
+                     "'tokens.access_token_audience'", id="empty audience"),
+        pytest.param({"tokens": {"access_token_audience": [42]}},
+                     "'tokens.access_token_audience'", id="number as audience"),
+        pytest.param({"tokens": {"access_token_audience": "https://api.example.com"}},
+                     "'tokens.access_token_audience'", id="string for the audience list"),
         pytest.param(
             {"secret_key": ["not", "a", "string"]}, "'secret_key'", id="list for a string or null"),
         pytest.param(

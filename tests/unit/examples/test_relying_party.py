@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from flask import Flask
+from flask import Flask, session
 from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
@@ -149,7 +149,8 @@ def op() -> Iterator[FakeOP]:
 def rs(op: FakeOP) -> Iterator[ServedApp]:
     """The demo resource server, trusting the fake OP's key."""
     api = resource_server.create_app(
-        {"ISSUER": ISSUER, "JWKS": KeySet([op.key]).as_dict(private=False)}, environ={})
+        {"ISSUER": ISSUER, "AUDIENCE": CLIENT_ID, "JWKS": KeySet([op.key]).as_dict(private=False)},
+        environ={})
     with ServedApp(api) as served:
         yield served
 
@@ -228,6 +229,27 @@ def test_config_dict_wins_over_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert app.config["CLIENT_SECRET"] == "from-env"
     assert app.config["ISSUER"] == "https://dict.example"
     assert app.config["RESOURCE_URL"] == "https://api.example"
+
+
+@pytest.mark.parametrize(("redirect_uri", "name", "secure"), [
+    ("https://rp.example/callback", "__Host-demo_rp_session", True),
+    ("http://localhost:5001/callback", "demo_rp_session", False),
+])
+def test_session_cookie_is_host_prefixed_over_https(redirect_uri: str, name: str,
+                                                   secure: bool) -> None:
+    """RFC 6265bis §4.1.3.2: __Host- only with Secure, Path=/ and no Domain."""
+    app = create_app({"REDIRECT_URI": redirect_uri, "SECRET_KEY": "k" * 32})
+
+    def touch_session() -> str:
+        session["seen"] = True
+        return "ok"
+
+    app.add_url_rule("/set", "set", touch_session)
+    response = app.test_client().get("/set", base_url=redirect_uri.rsplit("/", 1)[0])
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{name}=")
+    assert ("Secure" in cookie) is secure
+    assert "Path=/" in cookie and "Domain" not in cookie
 
 
 # --- home page ------------------------------------------------------------------------------

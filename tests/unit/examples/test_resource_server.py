@@ -19,6 +19,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 from examples.resource_server import create_app
+from idp.resource import ResourceServerConfigError
 from tests.helpers.factors import enroll_totp
 from tests.helpers.rp import callback_params, form_action, hidden_inputs, page_name
 
@@ -46,7 +47,7 @@ def challenge_params(header: str) -> dict[str, str]:
 
 @pytest.fixture
 def rs_app() -> Flask:
-    return create_app({"TESTING": True, "ISSUER": ISSUER,
+    return create_app({"TESTING": True, "ISSUER": ISSUER, "AUDIENCE": "demo-rp",
                        "JWKS": KeySet([KEY]).as_dict(private=False)}, environ={})
 
 
@@ -58,16 +59,25 @@ def api(rs_app: Flask) -> FlaskClient:
 # --- configuration --------------------------------------------------------------------------
 
 def test_issuer_and_audience_come_from_config_then_environment() -> None:
-    defaults = create_app(environ={})
+    defaults = create_app({"AUDIENCE": "api"}, environ={})
     assert defaults.config["IDP_ISSUER"] == "http://localhost:5000"
-    assert defaults.config["IDP_AUDIENCE"] is None
+    assert defaults.config["IDP_AUDIENCE"] == "api"
     from_env = create_app(environ={"DEMO_RS_ISSUER": "https://env.test",
                                    "DEMO_RS_AUDIENCE": "api"})
     assert from_env.config["IDP_ISSUER"] == "https://env.test"
     assert from_env.config["IDP_AUDIENCE"] == "api"
     assert create_app({"ISSUER": "https://dict.test"},
-                      environ={"DEMO_RS_ISSUER": "https://env.test"}).config[
+                      environ={"DEMO_RS_ISSUER": "https://env.test",
+                               "DEMO_RS_AUDIENCE": "api"}).config[
         "IDP_ISSUER"] == "https://dict.test"
+
+
+def test_without_an_audience_the_server_does_not_start() -> None:
+    """RFC 9068 §4: the audience check is not optional (idp.resource)."""
+    with pytest.raises(ResourceServerConfigError, match="IDP_AUDIENCE"):
+        create_app(environ={})
+    with pytest.raises(ResourceServerConfigError):
+        create_app({"JWKS": KeySet([KEY]).as_dict(private=False)}, environ={})
 
 
 def test_index_describes_the_requirement(api: FlaskClient) -> None:
@@ -139,7 +149,7 @@ def test_insufficient_authentication_gets_the_rfc9470_challenge(
     assert response.get_json()["error"] == "insufficient_user_authentication"
 
 
-def test_the_audience_is_checked_when_configured() -> None:
+def test_the_audience_is_checked() -> None:
     api = create_app({"ISSUER": ISSUER, "AUDIENCE": "payments-api",
                       "JWKS": KeySet([KEY]).as_dict(private=False)}, environ={}).test_client()
     body = {"amount": 1, "to": "Bob"}
@@ -221,7 +231,7 @@ def test_tokens_from_the_live_idp_step_up_then_pass(flows: Any, app: Any) -> Non
     flows.user("alice")
     secret = enroll_totp(app, "alice", at=int(time.time()) - 30)
     rp = flows.client("rp1")
-    api = create_app({"ISSUER": rp.issuer}, environ={}).test_client()
+    api = create_app({"ISSUER": rp.issuer, "AUDIENCE": "rp1"}, environ={}).test_client()
     browser = flows.browser()
     first = flows.sign_in(browser, rp)
     body = {"amount": 25, "to": "Bob"}
@@ -243,3 +253,19 @@ def test_tokens_from_the_live_idp_step_up_then_pass(flows: Any, app: Any) -> Non
     assert allowed.status_code == 200
     assert allowed.get_json()["acr"] == "aal2"
     assert allowed.get_json()["by"] == first.claims["sub"]
+
+
+@pytest.mark.parametrize(("configured", "expected"), [
+    ([], "demo-rp"), (["https://api.test", "https://b.test"], "https://api.test"),
+])
+def test_idp_demo_gives_the_resource_server_the_tokens_audience(configured: list[str],
+                                                                expected: str) -> None:
+    """``idp demo`` passes DEMO_RS_AUDIENCE: what the IdP puts in the demo RP's tokens."""
+    from idp.config import load_settings
+    from idp.demo import DEMO_CLIENT_ID, demo_audience
+
+    settings = load_settings({"tokens": {"access_token_audience": configured}}, environ={})
+    assert demo_audience(settings) == expected
+    assert DEMO_CLIENT_ID == "demo-rp"
+    app = create_app(environ={"DEMO_RS_AUDIENCE": demo_audience(settings)})
+    assert app.config["IDP_AUDIENCE"] == expected
