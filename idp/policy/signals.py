@@ -22,6 +22,7 @@ from typing import Any
 from flask import Request, current_app
 from sqlalchemy import select
 
+from idp.cookies import host_cookie_name
 from idp.crypto import derive_key
 from idp.extensions import db, settings
 from idp.models import Device, User
@@ -39,13 +40,29 @@ def _mac(device_id: str) -> str:
     return hmac.new(key, device_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def device_id_from(request: Request) -> str | None:
-    """The device id of a correctly signed cookie, else None."""
-    raw = request.cookies.get(DEVICE_COOKIE, "")
+def device_cookie_name() -> str:
+    """``idp_device``, as ``__Host-idp_device`` on an https issuer (:mod:`idp.cookies`)."""
+    return host_cookie_name(DEVICE_COOKIE, settings().secure_cookies)
+
+
+def _signed_device_id(raw: str) -> str | None:
     device_id, _, mac = raw.partition(".")
     if not device_id or len(device_id) > 64 or not hmac.compare_digest(mac, _mac(device_id)):
         return None
     return device_id
+
+
+def device_id_from(request: Request) -> str | None:
+    """The device id of a correctly signed cookie, else None.
+
+    Under the plain name too: browsers remembered before the ``__Host-`` prefix was adopted
+    keep their device (the value is signed, so the weaker name cannot be forged into one);
+    :func:`observe_login` then moves it to the prefixed name.
+    """
+    name = device_cookie_name()
+    raw = request.cookies.get(name) or (
+        request.cookies.get(DEVICE_COOKIE, "") if name != DEVICE_COOKIE else "")
+    return _signed_device_id(raw or "")
 
 
 def new_device_cookie() -> tuple[str, str]:
@@ -76,6 +93,8 @@ def observe_login(user: User, request: Request, recent_failures: int) -> tuple[d
     cookie = None
     if device_id is None:
         device_id, cookie = new_device_cookie()
+    elif device_cookie_name() not in request.cookies:
+        cookie = f"{device_id}.{_mac(device_id)}"  # from the plain name: set the prefixed one
     device = db.session.scalar(select(Device).where(Device.user_id == user.id,
                                                     Device.device_id == device_id))
     new_device = device is None

@@ -27,7 +27,7 @@ from idp.models import Client, User
 from idp.oidc.authorization import AuthorizationError
 from idp.oidc.claims import CLAIM_LABELS, SCOPE_CLAIMS
 from idp.policy import devices
-from idp.policy.signals import DEVICE_COOKIE, DEVICE_COOKIE_DAYS, observe_login
+from idp.policy.signals import DEVICE_COOKIE_DAYS, device_cookie_name, observe_login
 from idp.views.security import allow_form_action
 
 bp = Blueprint("interaction", __name__, url_prefix="/interaction")
@@ -120,7 +120,7 @@ def finish_primary_login(uid: str, record: dict, login: PrimaryLogin) -> Respons
     interactions.save(record)
     response = _resume(uid)
     if device_cookie:
-        response.set_cookie(DEVICE_COOKIE, device_cookie, httponly=True, samesite="Lax",
+        response.set_cookie(device_cookie_name(), device_cookie, httponly=True, samesite="Lax",
                             secure=settings().secure_cookies, path="/",
                             max_age=DEVICE_COOKIE_DAYS * 86400)
     return response

@@ -20,6 +20,7 @@ COOKIE = "idp_session"
 #: On an https issuer the host-only cookies carry the __Host- prefix (idp.cookies).
 HOST_COOKIE = "__Host-idp_session"
 HOST_INTERACTION_COOKIE = "__Host-idp_interaction"
+HOST_DEVICE_COOKIE = "__Host-idp_device"
 LOGGED_OUT = "https://rp.example.test/logged-out"
 
 
@@ -342,3 +343,40 @@ class TestHttpsIssuer:
         planted = client.get("/authorize?" + query, base_url=issuer)
         assert planted.status_code == 302
         assert "error=login_required" in planted.headers["Location"]
+
+    def _sign_in(self, client: Any, login: Any, issuer: str) -> Any:
+        _, page = login
+        html = page.get_data(as_text=True)
+        action = re.search(r'<form method="post" action="([^"]*/login)"', html).group(1)  # type: ignore[union-attr]
+        return client.post(action, base_url=issuer, headers={"Referer": issuer + "/"}, data={
+            **hidden_inputs(html), "username": "alice", "password": DEFAULT_PASSWORD})
+
+    def test_the_device_cookie_is_host_prefixed(self, client, login, issuer):
+        cookies = set_cookies(self._sign_in(client, login, issuer).headers.getlist("Set-Cookie"))
+
+        device = cookies[HOST_DEVICE_COOKIE]
+        assert device["secure"] == "" and device["path"] == "/" and "domain" not in device
+        assert "httponly" in device
+        assert "idp_device" not in cookies
+
+    def test_a_device_remembered_under_the_plain_name_moves_to_the_prefixed_one(
+            self, app, client, login, issuer):
+        """Browsers from before the prefix keep their device: the signed value is read under
+        the old name once and set again under ``__Host-idp_device`` (no new device)."""
+        from sqlalchemy import func, select
+
+        from idp.extensions import db
+        from idp.models import Device
+        from idp.policy.signals import new_device_cookie
+
+        with app.app_context():
+            device_id, value = new_device_cookie()
+        client.set_cookie("idp_device", value, domain="localhost")
+
+        cookies = set_cookies(self._sign_in(client, login, issuer).headers.getlist("Set-Cookie"))
+
+        assert cookies[HOST_DEVICE_COOKIE]["value"] == value
+        with app.app_context():
+            devices = db.session.scalar(select(func.count()).select_from(Device))
+            stored = db.session.scalar(select(Device.device_id))
+        assert devices == 1 and stored == device_id
