@@ -268,3 +268,39 @@ def test_values_file_documents_every_schema_key():
     schema = json.loads((CHART / "values.schema.json").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert set(values) == set(schema["properties"]) - {"global"}
+
+
+GEOIP = {
+    "extraVolumes": [{"name": "geoip", "persistentVolumeClaim": {"claimName": "geoip",
+                                                                 "readOnly": True}}],
+    "extraVolumeMounts": [{"name": "geoip", "mountPath": "/var/lib/GeoIP", "readOnly": True}],
+    "config": {"policy": {"geoip_database": "/var/lib/GeoIP/GeoLite2-Country.mmdb"}},
+}
+
+
+def test_extra_volumes_mount_a_geoip_database():
+    manifests = render(GEOIP)
+    for manifest in manifests:
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(manifest, version, strict=True)
+    kinds = by_kind(manifests)
+    for workload in kinds["Deployment"] + kinds["Job"]:
+        pod = workload["spec"]["template"]["spec"]
+        assert {"name": "geoip", "persistentVolumeClaim": {"claimName": "geoip",
+                                                           "readOnly": True}} in pod["volumes"]
+        mounts = _container(workload)["volumeMounts"]
+        assert {"name": "geoip", "mountPath": "/var/lib/GeoIP", "readOnly": True} in mounts
+        assert {m["mountPath"] for m in mounts} >= {"/tmp", "/etc/stepup-idp"}
+    (config_map,) = kinds["ConfigMap"]
+    config = yaml.safe_load(next(iter(config_map["data"].values())))
+    assert config["policy"]["geoip_database"] == "/var/lib/GeoIP/GeoLite2-Country.mmdb"
+
+
+@pytest.mark.parametrize("values", [
+    {"extraVolumes": [{"name": "tmp", "emptyDir": {}}]},
+    {"extraVolumeMounts": [{"name": "geoip", "mountPath": "/tmp"}]},
+    {"extraVolumeMounts": [{"name": "geoip", "mountPath": "relative/path"}]},
+])
+def test_extra_volumes_cannot_shadow_the_charts_own(values):
+    with pytest.raises(helm.HelmValuesError):
+        render(values)
