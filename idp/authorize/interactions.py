@@ -10,6 +10,7 @@ import secrets
 import time
 from typing import Any
 
+from flask import url_for
 from werkzeug.wrappers import Response
 
 from idp import request_log
@@ -30,6 +31,15 @@ UID_BYTES = 32
 def cookie_name() -> str:
     """``idp_interaction``, as ``__Host-idp_interaction`` on an https issuer (idp.cookies)."""
     return host_cookie_name(COOKIE_NAME, settings().secure_cookies)
+
+
+def page_url(record: dict[str, Any]) -> str:
+    """Where the browser goes for the interaction's current prompt: a second factor straight
+    to the factor picker (which opens the only challenge at once), everything else to the
+    interaction page; one redirect fewer per step-up than going through the latter."""
+    if record["prompt"]["name"] == "mfa":
+        return url_for("interaction.mfa_picker", uid=record["uid"])
+    return url_for("interaction.show", uid=record["uid"])
 
 
 def bind_to_browser(response: Response, uid: str) -> None:

@@ -74,7 +74,7 @@ def _step_up(return_to: str) -> Response:
     prompt, level = next_prompt(user, int(time.time())) or ("login", required_level(user))
     record = interactions.create({}, None, prompt, ["account"], {"acr": level},
                                  kind=interactions.ACCOUNT, return_to=return_to)
-    response = redirect(url_for("interaction.show", uid=record["uid"]), code=303)
+    response = redirect(interactions.page_url(record), code=303)
     interactions.bind_to_browser(response, record["uid"])
     return response
 
@@ -100,7 +100,7 @@ def resume(uid: str) -> Response:
             prompt = "mfa"
         record["prompt"] = {"name": prompt, "reasons": ["account"], "details": {"acr": level}}
         interactions.save(record)
-        return redirect(url_for("interaction.show", uid=uid), code=303)
+        return redirect(interactions.page_url(record), code=303)
     interactions.finish(uid)
     target = record.get("return_to") or url_for("account.security")
     return redirect(target if target.startswith("/account/") else url_for("account.security"),

@@ -13,7 +13,6 @@ from flask import (
     redirect,
     request,
     session,
-    url_for,
 )
 
 from idp import audit, authorize, oidc
@@ -93,7 +92,7 @@ def _continue(auth_request: AuthorizationRequest, grant: object,
         record["prompt"] = {"name": outcome.prompt, "reasons": outcome.reasons,
                             "details": outcome.details}
         interactions.save(record)
-    response = redirect(url_for("interaction.show", uid=record["uid"]), code=303)
+    response = redirect(interactions.page_url(record), code=303)
     interactions.bind_to_browser(response, record["uid"])
     return response
 

@@ -92,3 +92,20 @@ def test_voluntary_aal2_without_enrolled_factor_offers_enrollment_then_aal2(flow
 
     assert claims["acr"] == "aal2"
     assert claims["amr"] == ["pwd", "otp", "mfa"]
+
+
+def test_the_authorization_request_redirects_straight_to_the_challenge(flows, app):
+    """One hop: /authorize → the factor picker, which shows the only challenge at once."""
+    flows.user("alice")
+    enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    flows.sign_in(browser, rp)
+    url, _ = rp.authorize_url(acr_values="aal2")
+
+    redirected = browser.get(url)
+    challenge = browser.get(redirected.headers["Location"])
+
+    assert redirected.status_code == 303
+    assert redirected.headers["Location"].endswith("/mfa")
+    assert challenge.status_code == 200 and page_name(challenge.text) == "mfa-totp"
