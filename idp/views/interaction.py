@@ -28,6 +28,7 @@ from idp.oidc.authorization import AuthorizationError
 from idp.oidc.claims import CLAIM_LABELS, SCOPE_CLAIMS
 from idp.policy import devices
 from idp.policy.signals import DEVICE_COOKIE_DAYS, device_cookie_name, observe_login
+from idp.views.oidc import continue_interaction
 from idp.views.security import allow_form_action
 
 bp = Blueprint("interaction", __name__, url_prefix="/interaction")
@@ -60,10 +61,14 @@ def _client(record: dict) -> Client | OwnPages:
 
 
 def _resume(uid: str) -> Response:
-    """Back to whoever asked: the authorization endpoint, or the account pages."""
+    """Back to whoever asked. An authorization request continues in this same request (the
+    code, an error for the client, or the next page: one round trip fewer than a redirect to
+    ``/authorize/resume``, which stays for pages that end elsewhere); the account pages get
+    a redirect to theirs."""
     record = _load(uid)
-    endpoint = "account.resume" if record.get("kind") == interactions.ACCOUNT else "oidc.resume"
-    return redirect(url_for(endpoint, uid=uid), code=303)
+    if record.get("kind") == interactions.ACCOUNT:
+        return redirect(url_for("account.resume", uid=uid), code=303)
+    return continue_interaction(record)
 
 
 @bp.get("/<uid>")

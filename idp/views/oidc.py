@@ -67,6 +67,12 @@ def authorization() -> Response:
 def resume(uid: str) -> Response:
     """Back from the hosted pages: run the pipeline again with what the user did there."""
     record = interactions.load(uid, request.cookies.get(interactions.cookie_name()))
+    return continue_interaction(record)
+
+
+def continue_interaction(record: dict) -> Response:
+    """Run the pipeline again for an interaction already loaded and bound to this browser:
+    the code, an error to the client, or the next hosted page."""
     auth_request, grant = oidc.parse_authorization(list(record["params"].items()))
     return _continue(auth_request, grant, record)
 

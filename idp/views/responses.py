@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlencode, urlsplit
 
-from flask import Response, make_response, redirect, render_template
+from flask import Response, make_response, redirect, render_template, request
 
 from idp.extensions import settings
 
@@ -27,6 +27,10 @@ def deliver(redirect_uri: str, params: list[tuple[str, str]], response_mode: str
         response.headers["Cache-Control"] = "no-store"
         return response
     separator = "&" if urlsplit(redirect_uri).query else "?"
-    response = redirect(redirect_uri + separator + urlencode(params), code=302)
+    # A response to a form post (sign-in, second factor, consent) is a 303, so the browser
+    # fetches the redirect URI with GET and never re-posts the form there (RFC 9110 §15.4.4;
+    # RFC 9700 §4.12: a 307 would forward the user's credentials to the client).
+    code = 303 if request.method == "POST" else 302
+    response = redirect(redirect_uri + separator + urlencode(params), code=code)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -61,8 +61,10 @@ def attempt(flows: Any, rp: Any, username: str, password: str) -> requests.Respo
 
 
 def assert_signed_in(response: requests.Response) -> None:
+    """The sign-in form answered with the code at once (303: the browser GETs the client)."""
     assert response.status_code == 303, response.text[:500]
-    assert "/authorize/resume/" in response.headers["Location"]
+    assert response.headers["Location"].startswith(CALLBACK)
+    assert "code=" in response.headers["Location"]
 
 
 def assert_rejected(response: requests.Response) -> None:

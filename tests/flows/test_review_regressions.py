@@ -7,6 +7,7 @@ import json
 import time
 from importlib import resources
 
+import pyotp
 import pytest
 import yaml
 
@@ -293,19 +294,24 @@ def test_a_stale_login_done_here_flag_does_not_answer_prompt_login(flows, app):
     from idp.authorize.interactions import KEY_PREFIX
 
     flows.user("alice")
+    secret = enroll_totp(app, "alice", at=time.time() - 30)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)
-    url, _ = rp.authorize_url(prompt="login")
+    url, _ = rp.authorize_url(prompt="login", acr_values="aal2")
     page = browser.follow(browser.get(url))
     uid = page.url.split("/interaction/")[1].split("/")[0]
-    resumed = browser.submit_login(page, "alice")
+    # The password is given, the interaction waits for the second factor, and meanwhile its
+    # sign-in flag ages past interaction_ttl.
+    challenge = browser.follow(browser.submit_login(page, "alice"))
+    assert page_name(challenge.text) == "mfa-totp"
     store = app.extensions["idp.store"]
     record = store.get(KEY_PREFIX + uid)
     record["result"]["login"] -= 601
     store.put(KEY_PREFIX + uid, record, 600)
 
-    answer = browser.follow(resumed)
+    answer = browser.follow(browser.post(form_action(challenge.text, "/mfa/verify"), {
+        **hidden_inputs(challenge.text), "code": pyotp.TOTP(secret).now()}))
 
     assert page_name(answer.text) == "login"
 

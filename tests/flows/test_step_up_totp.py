@@ -7,7 +7,7 @@ import time
 import pyotp
 
 from tests.helpers.factors import enroll_totp
-from tests.helpers.rp import callback_params, form_action, hidden_inputs, page_name
+from tests.helpers.rp import CALLBACK, callback_params, form_action, hidden_inputs, page_name
 
 
 def _answer_totp(browser, page, secret, at=None):
@@ -109,3 +109,21 @@ def test_the_authorization_request_redirects_straight_to_the_challenge(flows, ap
     assert redirected.status_code == 303
     assert redirected.headers["Location"].endswith("/mfa")
     assert challenge.status_code == 200 and page_name(challenge.text) == "mfa-totp"
+
+
+def test_the_answered_challenge_redirects_straight_to_the_client(flows, app):
+    """The verification continues the authorization in the same request: 303 to the redirect
+    URI with the code (RFC 9700 §4.12: a form post is answered with 303, never 307)."""
+    flows.user("alice")
+    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+    browser = flows.browser()
+    flows.sign_in(browser, rp)
+    url, _ = rp.authorize_url(acr_values="aal2")
+    challenge = browser.follow(browser.get(url))
+
+    answered = _answer_totp(browser, challenge, secret)
+
+    assert answered.status_code == 303
+    assert answered.headers["Location"].startswith(CALLBACK)
+    assert "code=" in answered.headers["Location"]
