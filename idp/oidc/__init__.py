@@ -12,6 +12,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import Flask, Response, current_app
 
+from idp.extensions import db
 from idp.oidc.authorization import AuthorizationRequest, parse_authorization_request
 from idp.oidc.clients import load_client
 from idp.oidc.endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -65,7 +66,12 @@ def keyring() -> KeyRing:
 
 
 def token_response() -> Response:
-    return _server().create_token_response()
+    """The token endpoint (RFC 6749 §3.2): the grant's work is one transaction, committed once
+    here, error answers included (see :mod:`idp.oidc.grants`). An unexpected exception
+    propagates uncommitted: the request fails and nothing it claimed or issued is kept."""
+    response = _server().create_token_response()
+    db.session.commit()
+    return response
 
 
 def introspection_response() -> Response:

@@ -6,6 +6,13 @@
 - Refresh token: rotation on every use; reuse of a rotated token revokes the whole family
   (RFC 9700 §4.14.2); refreshed tokens keep the original auth_time (OIDC Core §12.2).
 - Client credentials for machine clients.
+
+Transactions: no grant commits. Everything one ``/token`` request does — the claim of the code
+or refresh token, the revocations a replay causes with their audit row, the issued tokens — is
+one transaction that :func:`idp.oidc.token_response` commits once, error answers included (so a
+code is used up by its first redemption even when that fails, e.g. on a PKCE mismatch). The
+claim's row lock is held until that commit: a concurrent redemption or rotation waits for it
+and then finds the row claimed and the winner's tokens committed, which it revokes.
 """
 
 from __future__ import annotations
@@ -177,13 +184,11 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
                    AuthorizationCode.client_id == client.get_client_id(),
                    AuthorizationCode.used_at.is_(None))
             .values(used_at=now))
-        db.session.commit()
         row = db.session.get(AuthorizationCode, code_hash)
         if row is None or row.client_id != client.get_client_id():
             return None
         if claimed.rowcount != 1:
             revoked = tokens.revoke_by_code(code_hash, now)
-            db.session.commit()
             tokens.record_reuse("authorization_code", user_id=row.user_id,
                                 client_id=row.client_id, revoked=revoked)
             return None
@@ -210,7 +215,6 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
             token, client_id=request.client.get_client_id(), principal=request.user,
             code_hash=request.authorization_code.row.code_hash,
             refresh_ttl=settings().tokens.refresh_token_ttl)
-        db.session.commit()
 
 
 class RefreshTokenGrant(_RefreshTokenGrant):
@@ -234,11 +238,9 @@ class RefreshTokenGrant(_RefreshTokenGrant):
                                 Token.revoked_at.is_(None)).values(rotated_at=now))
         if claimed.rowcount != 1:
             revoked = tokens.revoke_family(row.family_id, now)
-            db.session.commit()
             tokens.record_reuse("refresh_token", user_id=row.user_id, client_id=row.client_id,
                                 revoked=revoked)
             return None
-        db.session.commit()
         return tokens.IssuedToken(row, "refresh_token", now)
 
     def authenticate_user(self, refresh_token: tokens.IssuedToken) -> Principal | None:
@@ -262,7 +264,6 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             token, client_id=old.client_id, principal=self.request.user,
             family_id=old.family_id, code_hash=old.code_hash,
             refresh_ttl=settings().tokens.refresh_token_ttl)
-        db.session.commit()
 
 
 def current_context(row: Token, now: int) -> AuthContext | None:
@@ -286,4 +287,3 @@ class ClientCredentialsGrant(_ClientCredentialsGrant):
     def save_token(self, token: dict[str, Any]) -> None:
         tokens.persist_token(token, client_id=self.request.client.get_client_id(),
                              principal=None)
-        db.session.commit()
