@@ -173,6 +173,11 @@ def load_settings(
     return Settings(data)
 
 
+#: Upper bound of ``oidc.client_cache_ttl``: how long another process may keep using a client
+#: disabled or re-keyed elsewhere.
+MAX_CLIENT_CACHE_TTL = 3600
+
+
 def _validate(data: dict[str, Any]) -> None:
     issuer = str(data["issuer"])
     if not issuer.startswith(("https://", "http://")) or issuer.endswith("/"):
@@ -202,6 +207,10 @@ def _validate(data: dict[str, Any]) -> None:
         section, key = dotted.split(".")
         if data[section][key] <= 0:
             raise ConfigError(f"setting '{dotted}' must be positive")
+    ttl = data["oidc"]["client_cache_ttl"]
+    if not 0 <= ttl <= MAX_CLIENT_CACHE_TTL:
+        raise ConfigError(f"setting 'oidc.client_cache_ttl' must be between 0 (off) and "
+                          f"{MAX_CLIENT_CACHE_TTL} seconds")
     for network in data["trusted_proxies"]:
         try:
             ipaddress.ip_network(str(network), strict=False)

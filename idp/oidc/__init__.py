@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 
-from idp.extensions import db
+from idp.oidc import client_cache
 from idp.oidc.authorization import AuthorizationRequest, parse_authorization_request
-from idp.oidc.clients import load_client
+from idp.oidc.client_cache import ClientCache
+from idp.oidc.clients import commit_for_client, load_client
 from idp.oidc.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from idp.oidc.grants import (
     AuthorizationCodeGrant,
@@ -40,6 +41,8 @@ def init_app(app: Flask) -> None:
         # A retired key stays published until every token it signed has expired.
         retire_after=max(token_ttls.id_token_ttl, token_ttls.access_token_ttl) + 60,
     )
+    client_cache.install()
+    app.extensions["idp.client_cache"] = ClientCache(settings.oidc.client_cache_ttl)
     server = AuthorizationServer()
     server.init_app(app, query_client=load_client)
     server.register_token_generator("default", AccessTokenGenerator(
@@ -70,7 +73,8 @@ def token_response() -> Response:
     here, error answers included (see :mod:`idp.oidc.grants`). An unexpected exception
     propagates uncommitted: the request fails and nothing it claimed or issued is kept."""
     response = _server().create_token_response()
-    db.session.commit()
+    form_client = request.form.get("client_id")
+    commit_for_client(request.authorization.username if request.authorization else form_client)
     return response
 
 

@@ -36,6 +36,7 @@ from idp.extensions import db, settings
 from idp.models import AuthorizationCode, Token, User
 from idp.oidc import tokens
 from idp.oidc.claims import requested_names, user_claims
+from idp.oidc.clients import commit_for_client
 from idp.oidc.principal import AuthContext, Principal
 
 CODE_BYTES = 32
@@ -170,7 +171,7 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
             expires_at=now + settings().tokens.authorization_code_ttl,
         )
         db.session.add(row)
-        db.session.commit()
+        commit_for_client(row.client_id)
 
     def query_authorization_code(self, code: str, client: Any) -> StoredCode | None:
         """Claim the code atomically; a second redemption revokes what the first issued."""
