@@ -12,6 +12,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import Flask, Response, current_app, request
 
+from idp.config import access_token_alg
 from idp.oidc import client_cache
 from idp.oidc.authorization import AuthorizationRequest, parse_authorization_request
 from idp.oidc.client_cache import ClientCache
@@ -46,7 +47,7 @@ def init_app(app: Flask) -> None:
     server = AuthorizationServer()
     server.init_app(app, query_client=load_client)
     server.register_token_generator("default", AccessTokenGenerator(
-        issuer=settings.issuer, keyring=keyring, alg="RS256",
+        issuer=settings.issuer, keyring=keyring, alg=access_token_alg(settings.keys),
         expires_in={"default": token_ttls.access_token_ttl,
                     "client_credentials": token_ttls.client_credentials_ttl},
     ))

@@ -232,3 +232,20 @@ def test_client_cache_ttl_accepts_zero_to_an_hour(ttl: int) -> None:
 def test_client_cache_ttl_out_of_range_or_not_an_integer_is_refused(ttl: Any) -> None:
     with pytest.raises(ConfigError, match=re.escape("oidc.client_cache_ttl")):
         load_settings({"oidc": {"client_cache_ttl": ttl}}, environ={})
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ({}, "ES256"),
+    ({"algorithms": ["RS256"]}, "RS256"),
+    ({"access_token_alg": "RS256"}, "RS256"),
+])
+def test_access_token_alg_defaults_to_es256_when_configured(keys: dict, expected: str) -> None:
+    from idp.config import access_token_alg
+
+    assert access_token_alg(load_settings({"keys": keys}, environ={}).keys) == expected
+
+
+def test_access_token_alg_must_be_a_configured_algorithm() -> None:
+    with pytest.raises(ConfigError, match=re.escape("keys.access_token_alg")):
+        load_settings({"keys": {"algorithms": ["RS256"], "access_token_alg": "ES256"}},
+                      environ={})
