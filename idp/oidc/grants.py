@@ -179,19 +179,28 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
             return None
         code_hash = _code_hash(code)
         now = int(time.time())
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.code_hash == code_hash,
-                   AuthorizationCode.client_id == client.get_client_id(),
-                   AuthorizationCode.used_at.is_(None))
-            .values(used_at=now))
-        row = db.session.get(AuthorizationCode, code_hash)
-        if row is None or row.client_id != client.get_client_id():
-            return None
-        if claimed.rowcount != 1:
+        claim = (update(AuthorizationCode)
+                 .where(AuthorizationCode.code_hash == code_hash,
+                        AuthorizationCode.client_id == client.get_client_id(),
+                        AuthorizationCode.used_at.is_(None))
+                 .values(used_at=now))
+        # UPDATE … RETURNING: the claimed row comes back with the claim (no SELECT after it);
+        # PostgreSQL and SQLite ≥ 3.35 have it, older SQLite reads the row back.
+        if db.engine.dialect.update_returning:
+            row = db.session.scalars(claim.returning(AuthorizationCode)).first()
+            claimed = row is not None
+        else:
+            claimed = db.session.execute(claim).rowcount == 1
+            row = db.session.get(AuthorizationCode, code_hash) if claimed else None
+        if not claimed:
+            row = db.session.get(AuthorizationCode, code_hash)
+            if row is None or row.client_id != client.get_client_id():
+                return None
             revoked = tokens.revoke_by_code(code_hash, now)
             tokens.record_reuse("authorization_code", user_id=row.user_id,
                                 client_id=row.client_id, revoked=revoked)
+            return None
+        if row is None:  # claimed, then deleted with its client before the read-back
             return None
         if row.expires_at <= now:
             return None

@@ -168,3 +168,18 @@ def test_concurrent_rotations_of_one_refresh_token_rotate_once_and_revoke_the_fa
         assert db.session.scalar(select(func.count()).select_from(Token)) == 2
         assert db.session.scalar(select(func.count()).select_from(Token).where(
             Token.revoked_at.is_(None))) == 0
+
+
+def test_without_update_returning_the_claim_reads_the_row_back(flows, app, signed_in,
+                                                               monkeypatch):
+    """SQLite before 3.35 has no UPDATE … RETURNING: the claim is checked by its row count."""
+    rp, result = signed_in
+    with app.app_context():
+        monkeypatch.setattr(db.engine.dialect, "update_returning", False)
+
+    issued = _token(rp, _code_grant(result))
+    replay = _token(rp, _code_grant(result))
+
+    assert issued.status_code == 200, issued.text
+    assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
+    assert _userinfo_status(rp, issued.json()["access_token"]) == 401
