@@ -73,29 +73,26 @@ def signed_in(flows: Any) -> tuple[Any, Any]:
     return rp, flows.sign_in(flows.browser(), rp, exchange=False)
 
 
-def test_code_exchange_is_one_commit(flows, app, signed_in):
-    rp, result = signed_in
-    with _commits(app) as commits:
-        response = _token(rp, _code_grant(result))
-    assert response.status_code == 200, response.text
-    assert commits == ["commit"]
-
-
-def test_refresh_is_one_commit(flows, app, signed_in):
-    rp, result = signed_in
+def _request_for(grant: str, flows: Any) -> tuple[Any, dict[str, str]]:
+    """A client and a valid token request of ``grant``."""
+    if grant == "client_credentials":
+        svc = flows.client("svc", grant_types=["client_credentials"], redirect_uris=[],
+                           scope="idp:introspect")
+        return svc, {"grant_type": grant, "scope": "idp:introspect"}
+    flows.user("alice")
+    rp = flows.client("rp1")
+    result = flows.sign_in(flows.browser(), rp, exchange=False)
+    if grant == "authorization_code":
+        return rp, _code_grant(result)
     first = _token(rp, _code_grant(result)).json()
-    with _commits(app) as commits:
-        response = _token(rp, {"grant_type": "refresh_token",
-                               "refresh_token": first["refresh_token"]})
-    assert response.status_code == 200, response.text
-    assert commits == ["commit"]
+    return rp, {"grant_type": grant, "refresh_token": first["refresh_token"]}
 
 
-def test_client_credentials_is_one_commit(flows, app):
-    svc = flows.client("svc", grant_types=["client_credentials"], redirect_uris=[],
-                       scope="idp:introspect")
+@pytest.mark.parametrize("grant", ["authorization_code", "refresh_token", "client_credentials"])
+def test_each_grant_is_one_commit(flows, app, grant):
+    rp, data = _request_for(grant, flows)
     with _commits(app) as commits:
-        response = _token(svc, {"grant_type": "client_credentials", "scope": "idp:introspect"})
+        response = _token(rp, data)
     assert response.status_code == 200, response.text
     assert commits == ["commit"]
 
