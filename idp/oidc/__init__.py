@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import Flask, Response, current_app, request
@@ -74,8 +75,10 @@ def token_response() -> Response:
     here, error answers included (see :mod:`idp.oidc.grants`). An unexpected exception
     propagates uncommitted: the request fails and nothing it claimed or issued is kept."""
     response = _server().create_token_response()
-    form_client = request.form.get("client_id")
-    commit_for_client(request.authorization.username if request.authorization else form_client)
+    basic = request.authorization
+    # RFC 6749 §2.3.1: the Basic user name is the form-urlencoded client_id.
+    commit_for_client(unquote_plus(basic.username) if basic and basic.username
+                      else request.form.get("client_id"))
     return response
 
 
