@@ -69,6 +69,7 @@ def create_app(overrides: Mapping[str, Any] | None = None,
     extensions.db.init_app(app)
     with app.app_context():
         database.enable_sqlite_pragmas(extensions.db.engine)
+        database.drop_closed_connections(extensions.db.engine)
     credential_memo.install()
     extensions.store.init_app(app)
     extensions.csrf.init_app(app)
@@ -189,11 +190,22 @@ def _database_url(url: str, instance_path: str) -> str:
     return url
 
 
+#: PostgreSQL connections older than this are replaced at checkout (server or proxy limits on
+#: a connection's age; a fresh connection every half hour costs nothing measurable).
+PG_POOL_RECYCLE_SECONDS = 1800
+
+
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("postgresql"):
         # Bounded waits: an unreachable database becomes a quick 503, never a hung worker.
-        return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10, "pool_timeout": 5,
-                "connect_args": {"connect_timeout": 5}}
+        # No pool_pre_ping (a round trip per request): closed connections are dropped at
+        # checkout by database.drop_closed_connections, old ones by pool_recycle, and TCP
+        # keepalives notice a peer that vanished without closing.
+        return {"pool_pre_ping": False, "pool_recycle": PG_POOL_RECYCLE_SECONDS,
+                "pool_size": 10, "max_overflow": 10, "pool_timeout": 5,
+                "connect_args": {"connect_timeout": 5, "keepalives": 1,
+                                 "keepalives_idle": 30, "keepalives_interval": 10,
+                                 "keepalives_count": 3}}
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 15}}
     return {"pool_pre_ping": True}

@@ -173,6 +173,20 @@ def load_settings(
     return Settings(data)
 
 
+#: Upper bound of ``oidc.client_cache_ttl``: how long another process may keep using a client
+#: disabled or re-keyed elsewhere.
+MAX_CLIENT_CACHE_TTL = 3600
+
+
+def access_token_alg(keys: Any) -> str:
+    """The access tokens' signing algorithm: ``keys.access_token_alg``, else ES256 when
+    configured, else RS256 (RFC 9068 §4 requires only that RS256 be supported)."""
+    chosen = keys.get("access_token_alg")
+    if chosen:
+        return str(chosen)
+    return "ES256" if "ES256" in keys.get("algorithms") else "RS256"
+
+
 def _validate(data: dict[str, Any]) -> None:
     issuer = str(data["issuer"])
     if not issuer.startswith(("https://", "http://")) or issuer.endswith("/"):
@@ -195,6 +209,10 @@ def _validate(data: dict[str, Any]) -> None:
             raise ConfigError(f"setting 'keys.algorithms' has unsupported algorithm {alg!r}")
     if "RS256" not in data["keys"]["algorithms"]:
         raise ConfigError("setting 'keys.algorithms' must include RS256 (OIDC Core §15.1)")
+    access_alg = data["keys"]["access_token_alg"]
+    if access_alg is not None and access_alg not in data["keys"]["algorithms"]:
+        raise ConfigError("setting 'keys.access_token_alg' must be one of keys.algorithms, "
+                          f"got {access_alg!r}")
     for dotted in ("tokens.authorization_code_ttl", "tokens.access_token_ttl",
                    "tokens.id_token_ttl", "tokens.refresh_token_ttl",
                    "session.absolute_timeout", "session.idle_timeout",
@@ -211,6 +229,10 @@ def _validate(data: dict[str, Any]) -> None:
     if any(not isinstance(aud, str) or not aud.strip() for aud in audience):
         raise ConfigError("setting 'tokens.access_token_audience' must be a list of "
                           "non-empty strings (resource server identifiers)")
+    ttl = data["oidc"]["client_cache_ttl"]
+    if not 0 <= ttl <= MAX_CLIENT_CACHE_TTL:
+        raise ConfigError(f"setting 'oidc.client_cache_ttl' must be between 0 (off) and "
+                          f"{MAX_CLIENT_CACHE_TTL} seconds")
     for network in data["trusted_proxies"]:
         try:
             ipaddress.ip_network(str(network), strict=False)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import select
+
 from alembic import command
 from alembic.config import Config
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 
 from idp.extensions import db
 
@@ -41,3 +44,39 @@ def enable_sqlite_pragmas(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=15000")
         cursor.close()
+
+
+def drop_closed_connections(engine: Engine) -> None:
+    """PostgreSQL: a pooled connection the server has closed is replaced at checkout, without
+    the round trip of ``pool_pre_ping`` (one ``SELECT 1`` per request, benchmarks/README.md).
+
+    An idle connection has nothing to read; when the server ends it (restart, crash recovery,
+    ``idle_session_timeout``, ``pg_terminate_backend``) its socket turns readable (the
+    termination notice, then EOF). A zero-timeout ``poll`` sees that locally, and raising
+    ``DisconnectionError`` from the ``checkout`` event makes the pool discard the connection
+    and hand out a new one (SQLAlchemy "Disconnect Handling - Pessimistic", custom variant).
+    A peer that vanished without closing (a network partition) is not seen here: TCP
+    keepalives and the statement's own failure cover it, and SQLAlchemy then invalidates the
+    whole pool (every connection older than the error is replaced).
+    """
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: object, _record: object, _proxy: object) -> None:
+        if server_closed(dbapi_connection):
+            raise DisconnectionError("the server closed this pooled connection")
+
+
+def server_closed(dbapi_connection: object) -> bool:
+    """Whether an idle psycopg connection is closed, or has unread input (which on an idle
+    connection only an ending server sends)."""
+    if getattr(dbapi_connection, "closed", False):
+        return True
+    try:
+        fd = dbapi_connection.pgconn.socket  # type: ignore[attr-defined]
+    except Exception:  # psycopg raises OperationalError once the connection is gone
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))

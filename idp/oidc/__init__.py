@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote_plus
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 
+from idp.config import access_token_alg
+from idp.oidc import client_cache
 from idp.oidc.authorization import AuthorizationRequest, parse_authorization_request
-from idp.oidc.clients import load_client
+from idp.oidc.client_cache import ClientCache
+from idp.oidc.clients import commit_for_client, load_client
 from idp.oidc.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from idp.oidc.grants import (
     AuthorizationCodeGrant,
@@ -39,10 +43,12 @@ def init_app(app: Flask) -> None:
         # A retired key stays published until every token it signed has expired.
         retire_after=max(token_ttls.id_token_ttl, token_ttls.access_token_ttl) + 60,
     )
+    client_cache.install()
+    app.extensions["idp.client_cache"] = ClientCache(settings.oidc.client_cache_ttl)
     server = AuthorizationServer()
     server.init_app(app, query_client=load_client)
     server.register_token_generator("default", AccessTokenGenerator(
-        issuer=settings.issuer, keyring=keyring, alg="RS256",
+        issuer=settings.issuer, keyring=keyring, alg=access_token_alg(settings.keys),
         expires_in={"default": token_ttls.access_token_ttl,
                     "client_credentials": token_ttls.client_credentials_ttl},
         audience=list(token_ttls.access_token_audience),
@@ -66,7 +72,15 @@ def keyring() -> KeyRing:
 
 
 def token_response() -> Response:
-    return _server().create_token_response()
+    """The token endpoint (RFC 6749 §3.2): the grant's work is one transaction, committed once
+    here, error answers included (see :mod:`idp.oidc.grants`). An unexpected exception
+    propagates uncommitted: the request fails and nothing it claimed or issued is kept."""
+    response = _server().create_token_response()
+    basic = request.authorization
+    # RFC 6749 §2.3.1: the Basic user name is the form-urlencoded client_id.
+    commit_for_client(unquote_plus(basic.username) if basic and basic.username
+                      else request.form.get("client_id"))
+    return response
 
 
 def introspection_response() -> Response:

@@ -10,10 +10,14 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
+
 from idp.crypto import constant_time_equals, sha256_hex
-from idp.errors import InvalidRequest
+from idp.errors import InvalidClient, InvalidRequest
 from idp.extensions import db
 from idp.models import Client
+from idp.oidc import client_cache
+from idp.oidc.client_cache import ClientRecord
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -23,9 +27,10 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 class OAuthClient:
-    """authlib ``ClientMixin`` view of a :class:`~idp.models.Client` row."""
+    """authlib ``ClientMixin`` view of a client registration: ``model`` is an immutable
+    :class:`~idp.oidc.client_cache.ClientRecord` (the row's columns, lists as tuples)."""
 
-    def __init__(self, model: Client) -> None:
+    def __init__(self, model: ClientRecord) -> None:
         self.model = model
         self.client_id = model.client_id
         self.id_token_signed_response_alg = model.id_token_signed_response_alg or "RS256"
@@ -72,12 +77,44 @@ class OAuthClient:
 
 
 def load_client(client_id: str | None) -> OAuthClient | None:
+    """The enabled client ``client_id``, from the process's cache
+    (:mod:`idp.oidc.client_cache`) or the database; None if unknown or disabled.
+
+    Within one request a second call costs no SELECT either way (the cache, or with the cache
+    disabled the session's identity map)."""
     if not client_id or len(client_id) > 100:
         return None
-    model = db.session.get(Client, client_id)
-    if model is None or model.disabled:
-        return None
-    return OAuthClient(model)
+    cache = client_cache.current()
+    record = cache.get(client_id) if cache is not None and cache.enabled else None
+    if record is None:
+        generation = cache.generation() if cache is not None else 0
+        model = db.session.get(Client, client_id)
+        if model is None:
+            return None
+        record = ClientRecord.of(model)
+        if cache is not None and not client_cache.changed_in(db.session):
+            cache.put(record, generation)
+    return None if record.disabled else OAuthClient(record)
+
+
+def commit_for_client(client_id: str | None) -> None:
+    """Commit rows that reference ``client_id`` (codes, tokens); raises InvalidClient if the
+    client is gone.
+
+    Another process may delete a client this one still has cached (for up to
+    ``oidc.client_cache_ttl``): the rows then fail their foreign key. That is the client
+    being unknown (RFC 6749 §5.2 ``invalid_client``), not a server error.
+    """
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        cache = client_cache.current()
+        if cache is not None and client_id:
+            cache.invalidate([client_id])
+        if client_id and db.session.get(Client, client_id) is None:
+            raise InvalidClient("The client is not registered.") from None
+        raise
 
 
 @dataclass(frozen=True)

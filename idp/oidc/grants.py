@@ -6,6 +6,13 @@
 - Refresh token: rotation on every use; reuse of a rotated token revokes the whole family
   (RFC 9700 §4.14.2); refreshed tokens keep the original auth_time (OIDC Core §12.2).
 - Client credentials for machine clients.
+
+Transactions: no grant commits. Everything one ``/token`` request does — the claim of the code
+or refresh token, the revocations a replay causes with their audit row, the issued tokens — is
+one transaction that :func:`idp.oidc.token_response` commits once, error answers included (so a
+code is used up by its first redemption even when that fails, e.g. on a PKCE mismatch). The
+claim's row lock is held until that commit: a concurrent redemption or rotation waits for it
+and then finds the row claimed and the winner's tokens committed, which it revokes.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from idp.extensions import db, settings
 from idp.models import AuthorizationCode, Token, User
 from idp.oidc import tokens
 from idp.oidc.claims import requested_names, user_claims
+from idp.oidc.clients import commit_for_client
 from idp.oidc.principal import AuthContext, Principal
 
 CODE_BYTES = 32
@@ -163,7 +171,7 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
             expires_at=now + settings().tokens.authorization_code_ttl,
         )
         db.session.add(row)
-        db.session.commit()
+        commit_for_client(row.client_id)
 
     def query_authorization_code(self, code: str, client: Any) -> StoredCode | None:
         """Claim the code atomically; a second redemption revokes what the first issued."""
@@ -171,21 +179,28 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
             return None
         code_hash = _code_hash(code)
         now = int(time.time())
-        claimed = db.session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.code_hash == code_hash,
-                   AuthorizationCode.client_id == client.get_client_id(),
-                   AuthorizationCode.used_at.is_(None))
-            .values(used_at=now))
-        db.session.commit()
-        row = db.session.get(AuthorizationCode, code_hash)
-        if row is None or row.client_id != client.get_client_id():
-            return None
-        if claimed.rowcount != 1:
+        claim = (update(AuthorizationCode)
+                 .where(AuthorizationCode.code_hash == code_hash,
+                        AuthorizationCode.client_id == client.get_client_id(),
+                        AuthorizationCode.used_at.is_(None))
+                 .values(used_at=now))
+        # UPDATE … RETURNING: the claimed row comes back with the claim (no SELECT after it);
+        # PostgreSQL and SQLite ≥ 3.35 have it, older SQLite reads the row back.
+        if db.engine.dialect.update_returning:
+            row = db.session.scalars(claim.returning(AuthorizationCode)).first()
+            claimed = row is not None
+        else:
+            claimed = db.session.execute(claim).rowcount == 1
+            row = db.session.get(AuthorizationCode, code_hash) if claimed else None
+        if not claimed:
+            row = db.session.get(AuthorizationCode, code_hash)
+            if row is None or row.client_id != client.get_client_id():
+                return None
             revoked = tokens.revoke_by_code(code_hash, now)
-            db.session.commit()
             tokens.record_reuse("authorization_code", user_id=row.user_id,
                                 client_id=row.client_id, revoked=revoked)
+            return None
+        if row is None:  # claimed, then deleted with its client before the read-back
             return None
         if row.expires_at <= now:
             return None
@@ -210,7 +225,6 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
             token, client_id=request.client.get_client_id(), principal=request.user,
             code_hash=request.authorization_code.row.code_hash,
             refresh_ttl=settings().tokens.refresh_token_ttl)
-        db.session.commit()
 
 
 class RefreshTokenGrant(_RefreshTokenGrant):
@@ -234,11 +248,9 @@ class RefreshTokenGrant(_RefreshTokenGrant):
                                 Token.revoked_at.is_(None)).values(rotated_at=now))
         if claimed.rowcount != 1:
             revoked = tokens.revoke_family(row.family_id, now)
-            db.session.commit()
             tokens.record_reuse("refresh_token", user_id=row.user_id, client_id=row.client_id,
                                 revoked=revoked)
             return None
-        db.session.commit()
         return tokens.IssuedToken(row, "refresh_token", now)
 
     def authenticate_user(self, refresh_token: tokens.IssuedToken) -> Principal | None:
@@ -262,7 +274,6 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             token, client_id=old.client_id, principal=self.request.user,
             family_id=old.family_id, code_hash=old.code_hash,
             refresh_ttl=settings().tokens.refresh_token_ttl)
-        db.session.commit()
 
 
 def current_context(row: Token, now: int) -> AuthContext | None:
@@ -286,4 +297,3 @@ class ClientCredentialsGrant(_ClientCredentialsGrant):
     def save_token(self, token: dict[str, Any]) -> None:
         tokens.persist_token(token, client_id=self.request.client.get_client_id(),
                              principal=None)
-        db.session.commit()

@@ -239,5 +239,7 @@ def find_token(token: str, hint: str | None, keyring: Any) -> IssuedToken | None
 
 
 def record_reuse(kind: str, *, user_id: str | None, client_id: str, revoked: int) -> None:
+    """Audit a replayed code or rotated refresh token; the row joins the revocations it
+    reports in the token request's one commit (:func:`idp.oidc.token_response`)."""
     audit.record("token.reuse_detected", user_id=user_id, client_id=client_id,
-                 credential=kind, tokens_revoked=revoked)
+                 credential=kind, tokens_revoked=revoked, commit=False)

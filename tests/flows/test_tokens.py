@@ -3,6 +3,7 @@ credentials, introspection (RFC 7662) and revocation (RFC 7009)."""
 
 from __future__ import annotations
 
+import pytest
 import requests
 from joserfc import jwt
 
@@ -17,9 +18,13 @@ def test_access_token_is_an_rfc9068_jwt_with_the_authentication_snapshot(flows):
     rp = flows.client("rp1")
     result = flows.sign_in(flows.browser(), rp)
 
-    decoded = jwt.decode(result.token["access_token"], rp.jwks(), algorithms=["RS256"])
+    decoded = jwt.decode(result.token["access_token"], rp.jwks(), algorithms=["ES256"])
 
     assert decoded.header["typ"] == "at+jwt"
+    # ES256 for access tokens (keys.access_token_alg, default), RS256 for the ID token.
+    assert decoded.header["alg"] == "ES256"
+    assert jwt.decode(result.token["id_token"], rp.jwks(),
+                      algorithms=["RS256"]).header["alg"] == "RS256"
     assert decoded.header["kid"]
     claims = decoded.claims
     assert claims["iss"] == rp.issuer
@@ -33,6 +38,20 @@ def test_access_token_is_an_rfc9068_jwt_with_the_authentication_snapshot(flows):
     assert claims["amr"] == result.claims["amr"] == ["pwd"]
     assert claims["auth_time"] == result.claims["auth_time"]
     assert claims["sid"] == result.claims["sid"]
+
+
+@pytest.mark.parametrize("app_overrides", [{"keys": {"access_token_alg": "RS256"}}])
+def test_access_tokens_can_be_signed_with_rs256(flows):
+    flows.user("alice")
+    rp = flows.client("rp1")
+    result = flows.sign_in(flows.browser(), rp)
+
+    decoded = jwt.decode(result.token["access_token"], rp.jwks(), algorithms=["RS256"])
+
+    assert (decoded.header["alg"], decoded.header["typ"]) == ("RS256", "at+jwt")
+    userinfo = requests.get(rp.issuer + "/userinfo", timeout=10, headers={
+        "Authorization": f"Bearer {result.token['access_token']}"})
+    assert userinfo.status_code == 200
 
 
 def test_refresh_rotates_and_keeps_the_original_authentication(flows):
@@ -100,7 +119,7 @@ def test_client_credentials_issues_a_machine_token_without_refresh(flows):
     assert response.status_code == 200, response.text
     body = response.json()
     assert "refresh_token" not in body and "id_token" not in body
-    claims = jwt.decode(body["access_token"], rp.jwks(), algorithms=["RS256"]).claims
+    claims = jwt.decode(body["access_token"], rp.jwks(), algorithms=["ES256"]).claims
     assert claims["sub"] == "svc" and claims["client_id"] == "svc"
     assert "acr" not in claims and "auth_time" not in claims
 

@@ -38,6 +38,7 @@ def config_file(tmp_path: Path) -> Any:
         ("tokens.access_token_ttl", 900),
         ("keys.algorithms", ["RS256", "ES256"]),
         ("policy.email_counts_as_factor", False),
+        ("oidc.client_cache_ttl", 30),
     ],
 )
 def test_defaults_load_without_file_or_variables(dotted: str, expected: Any) -> None:
@@ -227,3 +228,32 @@ def test_test_only_variables_are_not_settings() -> None:
 def test_trusted_proxies_must_be_networks():
     with pytest.raises(ConfigError, match="trusted_proxies"):
         load_settings({"trusted_proxies": ["10.0.0.0/8", "not-a-network"]}, environ={})
+
+
+@pytest.mark.parametrize("ttl", [0, 1, 3600])
+def test_client_cache_ttl_accepts_zero_to_an_hour(ttl: int) -> None:
+    settings = load_settings({"oidc": {"client_cache_ttl": ttl}}, environ={})
+    assert settings.oidc.client_cache_ttl == ttl
+
+
+@pytest.mark.parametrize("ttl", [-1, 3601, "30", 1.5])
+def test_client_cache_ttl_out_of_range_or_not_an_integer_is_refused(ttl: Any) -> None:
+    with pytest.raises(ConfigError, match=re.escape("oidc.client_cache_ttl")):
+        load_settings({"oidc": {"client_cache_ttl": ttl}}, environ={})
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ({}, "ES256"),
+    ({"algorithms": ["RS256"]}, "RS256"),
+    ({"access_token_alg": "RS256"}, "RS256"),
+])
+def test_access_token_alg_defaults_to_es256_when_configured(keys: dict, expected: str) -> None:
+    from idp.config import access_token_alg
+
+    assert access_token_alg(load_settings({"keys": keys}, environ={}).keys) == expected
+
+
+def test_access_token_alg_must_be_a_configured_algorithm() -> None:
+    with pytest.raises(ConfigError, match=re.escape("keys.access_token_alg")):
+        load_settings({"keys": {"algorithms": ["RS256"], "access_token_alg": "ES256"}},
+                      environ={})
