@@ -61,7 +61,7 @@ def test_one_json_line_per_request_and_per_audit_event_without_secrets(flows, ap
         assert isinstance(line["status"], int) and line["duration_ms"] >= 0
     # Route patterns, not the values in the path (an interaction id is also a cookie).
     assert {"/authorize", "/token", "/interaction/<uid>/login", "/interaction/<uid>/mfa/verify",
-            "/authorize/resume/<uid>"} <= {line["path"] for line in request_lines}
+            "/interaction/<uid>/mfa"} <= {line["path"] for line in request_lines}
 
     by_endpoint = {}
     for line in request_lines:
@@ -72,7 +72,7 @@ def test_one_json_line_per_request_and_per_audit_event_without_secrets(flows, ap
     assert login["user_id"] == user_id and login["client_id"] == rp.client_id
     verify = by_endpoint["interaction.mfa_verify"][0]
     assert verify["user_id"] == user_id and verify["client_id"] == rp.client_id
-    for line in by_endpoint["interaction.show"] + by_endpoint["oidc.resume"]:
+    for line in by_endpoint["interaction.show"] + by_endpoint["interaction.mfa_picker"]:
         assert line["client_id"] == rp.client_id
     assert all(line["user_id"] == user_id for line in by_endpoint["oidc.token"])
     assert len(by_endpoint["oidc.token"]) == 3  # two codes redeemed, one refresh
