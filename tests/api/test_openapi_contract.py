@@ -38,7 +38,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from idp.api import admin, mfa
+from idp.api import mfa
+from idp.api.admin import clients as admin_clients
+from idp.api.admin import users as admin_users
 from tests.helpers.factors import enroll_totp
 
 MAX_EXAMPLES = 20
@@ -133,9 +135,9 @@ def _body_members(document: dict[str, Any], operation_id: str) -> set[str]:
     ("enrollFactor", mfa.ENROLL),
     ("verifyFactor", mfa.VERIFY),
     ("challengeAndVerifyFactor", mfa.CHALLENGE_AND_VERIFY),
-    ("createUser", admin.CREATE_USER),
-    ("createClient", admin.CREATE_CLIENT),
-    ("updateClient", admin.UPDATE_CLIENT),
+    ("createUser", admin_users.CREATE_USER),
+    ("createClient", admin_clients.CREATE_CLIENT),
+    ("updateClient", admin_clients.UPDATE_CLIENT),
 ])
 def test_validated_bodies_match_the_document(operation_id: str, fields: Any) -> None:
     from idp.api import _packaged_spec
