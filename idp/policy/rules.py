@@ -113,7 +113,7 @@ class Decision:
 def enforcement_requirement(policy: Mapping[str, Any], signals: Signals,
                             since: int | None) -> tuple[str | None, str]:
     """``enforcement: required`` asks for aal2 (after the grace sign-ins) from the users it
-    applies to; ``optional`` and ``off`` ask for nothing."""
+    applies to; ``optional`` asks for nothing (``off`` never gets here, see :func:`decide`)."""
     mode = policy.get("enforcement", "optional")
     if mode != "required":
         return None, f"enforcement is {mode}: no second factor required"
@@ -130,6 +130,15 @@ def enforcement_requirement(policy: Mapping[str, Any], signals: Signals,
 
 def decide(policy: Mapping[str, Any], rules: list[Rule], ladder: Ladder, signals: Signals,
            since: int | None = None) -> Decision:
+    """The level the MFA policy requires (DESIGN §5): enforcement, then every matching rule.
+
+    ``enforcement: off`` switches the policy off as a whole: neither enforcement nor the
+    adaptive rules raise the level (a relying party's own request still does; that is not
+    policy). ``optional`` requires nothing by itself but lets the rules raise the level.
+    """
+    if policy.get("enforcement", "optional") == "off":
+        return Decision(None, ("enforcement is off: the policy requires nothing "
+                               "(adaptive rules not evaluated)",), ())
     required, why = enforcement_requirement(policy, signals, since)
     trace = [why]
     matched = []

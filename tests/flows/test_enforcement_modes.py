@@ -89,3 +89,19 @@ def test_required_enforcement_with_prompt_none_is_interaction_required(flows, ap
     params = callback_params(browser.follow(browser.get(url))).params
 
     assert params["error"] == "interaction_required"
+
+
+@pytest.mark.parametrize("app_overrides", [{"policy": {
+    "enforcement": "off", "rules": [{"when": {"new_device": True}, "require": "aal2"}]}}],
+    indirect=True)
+def test_enforcement_off_ignores_the_adaptive_rules_but_not_the_client(flows, app):
+    """`off`: a new device (which the rule would step up) signs in with the password alone;
+    a relying party asking for aal2 still gets its second factor (that is not policy)."""
+    flows.user("alice")
+    enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+
+    callback_params(first_page_after_login(flows.browser(), rp))
+    asked = first_page_after_login(flows.browser(), rp, acr_values="aal2")
+
+    assert page_name(asked.text) == "mfa-totp"

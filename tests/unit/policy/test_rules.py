@@ -65,6 +65,18 @@ def test_enforcement(policy, signals, since, required):
     assert decide(policy, [], LADDER, signals, since).required == required
 
 
+def test_enforcement_off_switches_the_rules_off_too():
+    """``off``: the policy as a whole is off, so a matching rule raises nothing either."""
+    matching = Signals(new_device=True, client_id="payments", recent_failures=9)
+
+    off = decide({"enforcement": "off"}, RULES, LADDER, matching)
+    optional = decide(OPTIONAL, RULES, LADDER, matching)
+
+    assert off.required is None and off.matched_rules == ()
+    assert "adaptive rules not evaluated" in off.trace[0]
+    assert optional.required is not None and optional.matched_rules
+
+
 @pytest.mark.parametrize(("raw", "message"), [
     ([{"when": {"new_devices": True}, "require": "aal2"}], "unknown condition 'new_devices'"),
     ([{"when": {"new_device": True}, "require": "gold"}], "unknown level 'gold'"),
