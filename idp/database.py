@@ -1,8 +1,11 @@
-"""Schema management through Alembic (migrations packaged in ``idp/migrations``)."""
+"""The SQLAlchemy adapter: schema management through Alembic (migrations packaged in
+``idp/migrations``), engine settings, and the session watchers in-process caches use."""
 
 from __future__ import annotations
 
 import select
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -10,6 +13,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from idp.extensions import db
 
@@ -80,3 +84,26 @@ def server_closed(dbapi_connection: object) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(0))
+
+
+# -- watching a session for changes to one model (in-process caches and memos) ---------------
+
+def pending_of(session: Session, model: type) -> list[Any]:
+    """The instances of ``model`` that ``session`` will insert, update or delete at its next
+    flush."""
+    return [o for o in (*session.new, *session.dirty, *session.deleted) if isinstance(o, model)]
+
+
+def bulk_changes(state: ORMExecuteState, model: type) -> bool:
+    """Whether an ORM statement is a bulk UPDATE or DELETE of ``model``'s table (it changes
+    rows without loading them, so no flush shows it)."""
+    return (state.is_update or state.is_delete) and any(
+        m.class_ is model for m in state.all_mappers)
+
+
+def listen_on_every_session(hooks: Sequence[tuple[str, Callable[..., Any]]]) -> None:
+    """Attach ``(event name, listener)`` pairs to every SQLAlchemy session, once per process
+    however many apps are created."""
+    for name, hook in hooks:
+        if not event.contains(Session, name, hook):
+            event.listen(Session, name, hook)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, has_app_context
-from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from idp.database import bulk_changes, listen_on_every_session, pending_of
 from idp.models import Credential
 
 #: ``flask.g`` attribute holding this request's credential lists.
@@ -37,7 +37,7 @@ def memo() -> Memo | None:
 def pending(session: Session) -> bool:
     """Whether the session holds credential changes not yet flushed (a query would flush them
     and so answer differently from the memo)."""
-    return any(isinstance(o, Credential) for o in (*session.new, *session.dirty, *session.deleted))
+    return bool(pending_of(session, Credential))
 
 
 def _forget(*_: Any) -> None:
@@ -51,8 +51,7 @@ def _forget_if_flushed(session: Session, *_: Any) -> None:
 
 
 def _forget_if_bulk_changed(state: ORMExecuteState) -> None:
-    if (state.is_update or state.is_delete) and any(
-            m.class_ is Credential for m in state.all_mappers):
+    if bulk_changes(state, Credential):
         _forget()
 
 
@@ -64,6 +63,4 @@ _HOOKS = (("before_flush", _forget_if_flushed), ("do_orm_execute", _forget_if_bu
 def install() -> None:
     """Hook the memo's invalidation into every SQLAlchemy session (once per process; called
     from ``create_app``)."""
-    for name, hook in _HOOKS:
-        if not event.contains(Session, name, hook):
-            event.listen(Session, name, hook)
+    listen_on_every_session(_HOOKS)

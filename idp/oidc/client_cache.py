@@ -29,9 +29,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
+from idp.database import bulk_changes, listen_on_every_session, pending_of
 from idp.models import Client
 
 #: Entries kept per process (least recently stored dropped first).
@@ -140,8 +140,7 @@ def current() -> ClientCache | None:
 def changed_in(session: Session) -> bool:
     """Whether ``session`` has changed a client in its open transaction (flushed or not):
     what it reads then is not committed, so it must not be cached."""
-    return bool(session.info.get(_CHANGED)) or any(
-        isinstance(o, Client) for o in (*session.new, *session.dirty, *session.deleted))
+    return bool(session.info.get(_CHANGED)) or bool(pending_of(session, Client))
 
 
 # -- invalidation hooks ---------------------------------------------------------------------
@@ -156,13 +155,11 @@ def _drop(session: Session, client_ids: set[str]) -> None:
 
 
 def _flushed(session: Session, *_: Any) -> None:
-    _drop(session, {o.client_id for o in (*session.new, *session.dirty, *session.deleted)
-                    if isinstance(o, Client)})
+    _drop(session, {o.client_id for o in pending_of(session, Client)})
 
 
 def _bulk(state: ORMExecuteState) -> None:
-    if (state.is_update or state.is_delete) and any(
-            m.class_ is Client for m in state.all_mappers):
+    if bulk_changes(state, Client):
         _drop(state.session, {_ALL})
 
 
@@ -182,9 +179,7 @@ _HOOKS = (("before_flush", _flushed), ("do_orm_execute", _bulk),
 
 def install() -> None:
     """Hook invalidation into every SQLAlchemy session (once per process; from ``init_app``)."""
-    for name, hook in _HOOKS:
-        if not event.contains(Session, name, hook):
-            event.listen(Session, name, hook)
+    listen_on_every_session(_HOOKS)
 
 
 __all__ = ["ClientCache", "ClientRecord", "changed_in", "current", "install"]
