@@ -124,9 +124,11 @@ def _fast_rsa_keys() -> Iterator[None]:
 
 
 @pytest.fixture
-def app_overrides() -> dict[str, Any]:
-    """Override in a test module to change settings for every app it builds."""
-    return {}
+def app_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for every app a test builds: per test through indirect parametrization
+    (``@pytest.mark.parametrize("app_overrides", [...], indirect=True)``), or override the
+    fixture in a test module; none by default."""
+    return getattr(request, "param", {})
 
 
 @pytest.fixture

@@ -12,11 +12,6 @@ from tests.helpers.rp import callback_params, page_name
 from tests.helpers.stepup import first_page_after_login
 
 
-@pytest.fixture
-def app_overrides(request):
-    return getattr(request, "param", {})
-
-
 def test_optional_enforcement_asks_nothing_of_a_password_only_user(flows, app):
     flows.user("alice")
     rp = flows.client("rp1")

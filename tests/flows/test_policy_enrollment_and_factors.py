@@ -12,11 +12,6 @@ from tests.helpers.rp import callback_params, page_name
 from tests.helpers.stepup import essential_acr, first_page_after_login, id_token_claims
 
 
-@pytest.fixture
-def app_overrides(request):
-    return getattr(request, "param", {})
-
-
 def test_enrollment_is_offered_when_no_requested_level_is_reachable(flows, app):
     flows.user("alice")
     rp = flows.client("rp1")

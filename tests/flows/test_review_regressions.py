@@ -47,11 +47,6 @@ def test_a_password_alone_cannot_enroll_its_way_past_existing_mfa(flows, app):
     assert claims["acr"] == "aal1"
 
 
-@pytest.fixture
-def app_overrides(request):
-    return getattr(request, "param", {})
-
-
 @pytest.mark.parametrize("app_overrides", [{"account": {"max_age": 3}}], indirect=True)
 def test_the_account_page_cannot_skip_a_stale_password_with_the_factor_alone(flows, app):
     """M5: the hosted factor pages serve only an interaction at its "mfa" step."""

@@ -24,12 +24,6 @@ HOST_DEVICE_COOKIE = "__Host-idp_device"
 LOGGED_OUT = "https://rp.example.test/logged-out"
 
 
-@pytest.fixture
-def app_overrides(request: Any) -> dict[str, Any]:
-    """Settings per test through indirect parametrization; defaults otherwise."""
-    return getattr(request, "param", {})
-
-
 def set_cookies(headers: list[str]) -> dict[str, dict[str, str]]:
     """Set-Cookie headers by cookie name: ``value`` plus lower-cased attributes."""
     cookies = {}
