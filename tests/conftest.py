@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 
 from idp import create_app
 from idp.extensions import db
+from tests.helpers.buffered_wsgi import buffered
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
 DATABASE_URL = os.environ.get("IDP_TEST_DATABASE_URL")
@@ -158,7 +159,7 @@ class LiveServer:
         self.app = app
         self.port = port
         self.url = f"http://localhost:{port}"
-        self._server = make_server("127.0.0.1", port, app, threaded=True)
+        self._server = make_server("127.0.0.1", port, buffered(app), threaded=True)
         # A short poll interval: shutdown() waits for the loop to notice (default 0.5 s).
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)

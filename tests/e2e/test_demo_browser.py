@@ -29,6 +29,7 @@ from werkzeug.serving import make_server
 from examples import relying_party, resource_server
 from idp.demo import DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_USERNAME, seed
 from tests.helpers.browser import VirtualAuthenticator, launch_chromium
+from tests.helpers.buffered_wsgi import buffered
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +43,7 @@ class ThreadedServer:
     def __init__(self) -> None:
         self.app: Any = None
         self.calls: list[tuple[str, int]] = []
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self._server = make_server("127.0.0.1", 0, buffered(self._wsgi), threaded=True)
         self.url = f"http://localhost:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
