@@ -38,6 +38,9 @@ class AuthorizeContext:
     reachable_by_enrolling: frozenset[str] = frozenset()
     #: Levels reachable only after signing in again (the session's proofs are too old).
     reachable_after_login: frozenset[str] = frozenset()
+    #: Whether the three ``reachable*`` sets were computed (only when the session falls short
+    #: of a requested or required level: they cost a read of the user's factors).
+    reachability_known: bool = False
     #: Claims named in the claims parameter that the consent page asks about one by one
     #: (allowed for the client, not covered by a requested scope; OIDC Core §5.5).
     consent_claims: tuple[str, ...] = ()

@@ -21,7 +21,7 @@ from idp.factors.service import MfaService
 from idp.models import User
 from idp.oidc import keyring
 from idp.oidc.id_tokens import InvalidIdTokenHint, audiences, read_id_token_hint
-from idp.policy.rules import Decision, decide
+from idp.policy.rules import Decision, decide, grace_logins_apply
 from idp.policy.signals import signals_for
 from idp.sessions import current_events, last_active, signed_in_user_id
 
@@ -83,11 +83,8 @@ def assign_acr_requirements(ctx: AuthorizeContext) -> None:
                                 "None of the requested acr values is supported.")
     ctx.requested_acr = tuple(known)
     ctx.acr_essential = essential and bool(known)
-    if ctx.user is not None:
-        assign_reachability(ctx)
     names = [ctx.ladder.resolve(v).name for v in known]  # type: ignore[union-attr]
-    chosen = next((n for n in names if n in ctx.reachable | ctx.reachable_after_login), None) \
-        or next((n for n in names if n in ctx.reachable_by_enrolling), None)
+    chosen = first_requested_reachable(ctx, names)
     if chosen is None and ctx.acr_essential:
         chosen = names[0]
     decision = policy_decision(ctx)
@@ -97,17 +94,41 @@ def assign_acr_requirements(ctx: AuthorizeContext) -> None:
     if chosen:
         ctx.policy_trace = (*ctx.policy_trace, f"requested {chosen}")
     ctx.required_acr = ctx.ladder.strongest(chosen, client.minimum_acr, decision.required)
+    # The prompts ask what is reachable only when the session falls short of the level.
+    if ctx.user is not None and not ctx.reachability_known and not _session_satisfies(
+            ctx, ctx.required_acr):
+        assign_reachability(ctx)
+
+
+def _session_satisfies(ctx: AuthorizeContext, level: str | None) -> bool:
+    return level is None or (ctx.assurance is not None and level in ctx.assurance.satisfied)
+
+
+def first_requested_reachable(ctx: AuthorizeContext, names: list[str]) -> str | None:
+    """DESIGN §4.2 preference order: the first requested level the user can reach with the
+    session and enrolled factors (or after signing in again), else the first reachable by
+    enrolling. A level the session already satisfies is reachable, so when the first one is
+    satisfied the user's factors need not be read (the common single-sign-on case)."""
+    if not names or ctx.user is None:
+        return None
+    if _session_satisfies(ctx, names[0]):
+        return names[0]
+    assign_reachability(ctx)
+    return next((n for n in names if n in ctx.reachable | ctx.reachable_after_login), None) \
+        or next((n for n in names if n in ctx.reachable_by_enrolling), None)
 
 
 def policy_decision(ctx: AuthorizeContext) -> Decision:
     """DESIGN §5: enforcement and every matching adaptive rule (signals from the sign-in)."""
     if ctx.user is None:
         return Decision(None, ("not signed in yet",))
-    has_factors = bool(mfa().credentials(ctx.user))
+    policy = current_app.extensions["idp.policy"]
+    # Only grace sign-ins look at whether the user has factors: spare the query otherwise.
+    has_factors = grace_logins_apply(policy) and bool(mfa().credentials(ctx.user))
     signals = signals_for(ctx.user, ctx.session.get("signals"), ctx.request.client.client_id,
                           request.remote_addr, has_factors)
-    return decide(current_app.extensions["idp.policy"], current_app.extensions["idp.rules"],
-                  ctx.ladder, signals, current_app.extensions["idp.policy_since"])
+    return decide(policy, current_app.extensions["idp.rules"], ctx.ladder, signals,
+                  current_app.extensions["idp.policy_since"])
 
 
 def assign_reachability(ctx: AuthorizeContext) -> None:
@@ -115,6 +136,7 @@ def assign_reachability(ctx: AuthorizeContext) -> None:
     enrolling one more factor (if policy allows); or only after signing in again, when the
     session's proofs have aged out for a level (DESIGN §4.3)."""
     assert ctx.user is not None
+    ctx.reachability_known = True
     ctx.reachable = reachable_levels(ctx, ctx.events, enrolling=False)
     if settings().policy.enroll_during_login:
         ctx.reachable_by_enrolling = reachable_levels(ctx, ctx.events, enrolling=True)

@@ -110,6 +110,13 @@ class Decision:
     matched_rules: tuple[int, ...] = ()
 
 
+def grace_logins_apply(policy: Mapping[str, Any]) -> bool:
+    """Whether :func:`enforcement_requirement` can grant a grace sign-in, the only place
+    that asks whether the user has factors (``Signals.user_has_factors``)."""
+    return policy.get("enforcement", "optional") == "required" and \
+        int(policy.get("grace_logins", 0)) > 0
+
+
 def enforcement_requirement(policy: Mapping[str, Any], signals: Signals,
                             since: int | None) -> tuple[str | None, str]:
     """``enforcement: required`` asks for aal2 (after the grace sign-ins) from the users it

@@ -51,6 +51,16 @@ def test_required_enforcement_after_grace_logins_offers_enrollment(flows, app):
     assert page_name(second.text) == "enroll-picker"
 
 
+@pytest.mark.parametrize("app_overrides", [{"policy": {"enforcement": "required",
+                                                       "grace_logins": 3}}], indirect=True)
+def test_grace_logins_are_only_for_users_without_a_factor(flows, app):
+    flows.user("alice")
+    enroll_totp(app, "alice", at=time.time() - 30)
+    rp = flows.client("rp1")
+
+    assert page_name(first_page_after_login(flows.browser(), rp).text) == "mfa-totp"
+
+
 @pytest.mark.parametrize("app_overrides", [{"policy": {
     "enforcement": "required", "applies_to": "new_users", "since": "2999-01-01"}}],
     indirect=True)
