@@ -15,10 +15,10 @@ from idp.assurance import AuthEvent
 from idp.authorize.consent import claims_to_consent
 from idp.authorize.context import AuthorizeContext
 from idp.authorize.prompts import POLICY
-from idp.extensions import db, settings
+from idp.extensions import settings
 from idp.factors.password import password_event
 from idp.factors.service import MfaService
-from idp.models import User
+from idp.models import statements
 from idp.oidc import keyring
 from idp.oidc.id_tokens import InvalidIdTokenHint, audiences, read_id_token_hint
 from idp.policy.rules import Decision, decide, grace_logins_apply
@@ -29,7 +29,7 @@ from idp.sessions import current_events, last_active, signed_in_user_id
 def load_account(ctx: AuthorizeContext) -> None:
     """The signed-in user and what the session proves now (DESIGN §3: levels expire)."""
     user_id = signed_in_user_id(ctx.session)
-    user = db.session.get(User, user_id) if user_id else None
+    user = statements.user_by_id(user_id) if user_id else None
     if user is None or user.disabled:
         return
     ctx.user = user

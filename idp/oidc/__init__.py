@@ -17,7 +17,7 @@ from idp.config import access_token_alg
 from idp.oidc import client_cache
 from idp.oidc.authorization import AuthorizationRequest, parse_authorization_request
 from idp.oidc.client_cache import ClientCache
-from idp.oidc.clients import commit_for_client, load_client
+from idp.oidc.clients import committed_for_client, load_client
 from idp.oidc.endpoints import IntrospectionEndpoint, RevocationEndpoint
 from idp.oidc.grants import (
     AuthorizationCodeGrant,
@@ -75,11 +75,11 @@ def token_response() -> Response:
     """The token endpoint (RFC 6749 §3.2): the grant's work is one transaction, committed once
     here, error answers included (see :mod:`idp.oidc.grants`). An unexpected exception
     propagates uncommitted: the request fails and nothing it claimed or issued is kept."""
-    response = _server().create_token_response()
     basic = request.authorization
     # RFC 6749 §2.3.1: the Basic user name is the form-urlencoded client_id.
-    commit_for_client(unquote_plus(basic.username) if basic and basic.username
-                      else request.form.get("client_id"))
+    with committed_for_client(unquote_plus(basic.username) if basic and basic.username
+                              else request.form.get("client_id")):
+        response = _server().create_token_response()
     return response
 
 

@@ -7,6 +7,8 @@ random secret (a hash suffices for high-entropy secrets) and compare in constant
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -97,15 +99,18 @@ def load_client(client_id: str | None) -> OAuthClient | None:
     return None if record.disabled else OAuthClient(record)
 
 
-def commit_for_client(client_id: str | None) -> None:
-    """Commit rows that reference ``client_id`` (codes, tokens); raises InvalidClient if the
-    client is gone.
+@contextmanager
+def committed_for_client(client_id: str | None) -> Iterator[None]:
+    """Write rows that reference ``client_id`` (codes, tokens) inside the block, then commit;
+    raises InvalidClient if the client is gone.
 
     Another process may delete a client this one still has cached (for up to
-    ``oidc.client_cache_ttl``): the rows then fail their foreign key. That is the client
-    being unknown (RFC 6749 §5.2 ``invalid_client``), not a server error.
+    ``oidc.client_cache_ttl``): the rows then fail their foreign key, at their INSERT or at
+    the commit. That is the client being unknown (RFC 6749 §5.2 ``invalid_client``), not a
+    server error.
     """
     try:
+        yield
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

@@ -29,14 +29,14 @@ from authlib.oauth2.rfc7636 import CodeChallenge as _CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from authlib.oidc.core.grants.code import OpenIDToken as _OpenIDToken
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Row, update
 
 from idp.crypto import sha256_hex
 from idp.extensions import db, settings
-from idp.models import AuthorizationCode, Token, User
+from idp.models import AuthorizationCode, Token, statements
 from idp.oidc import tokens
 from idp.oidc.claims import requested_names, user_claims
-from idp.oidc.clients import commit_for_client
+from idp.oidc.clients import committed_for_client
 from idp.oidc.principal import AuthContext, Principal
 
 CODE_BYTES = 32
@@ -46,7 +46,7 @@ SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 class StoredCode:
     """authlib's view of an authorization code row (``AuthorizationCodeMixin`` methods)."""
 
-    def __init__(self, row: AuthorizationCode) -> None:
+    def __init__(self, row: AuthorizationCode | Row[Any]) -> None:
         self.row = row
         self.code_challenge = row.code_challenge
         self.code_challenge_method = row.code_challenge_method
@@ -158,20 +158,20 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
         principal: Principal = request.user
         data = request.payload.data
         now = int(time.time())
-        row = AuthorizationCode(
-            code_hash=_code_hash(code), client_id=request.client.get_client_id(),
-            user_id=principal.user.id, redirect_uri=request.payload.redirect_uri,
-            scope=request.scope, nonce=data.get("nonce"),
-            code_challenge=data["code_challenge"],
-            code_challenge_method=data.get("code_challenge_method", "S256"),
-            acr=principal.context.acr, amr=list(principal.context.amr),
-            auth_time=principal.context.auth_time, sid=principal.context.sid,
-            acr_expiry=principal.context.acr_expires or None,
-            claims=getattr(request, "requested_claims", None), issued_at=now,
-            expires_at=now + settings().tokens.authorization_code_ttl,
-        )
-        db.session.add(row)
-        commit_for_client(row.client_id)
+        client_id = request.client.get_client_id()
+        with committed_for_client(client_id):
+            statements.insert_code({
+                "code_hash": _code_hash(code), "client_id": client_id,
+                "user_id": principal.user.id, "redirect_uri": request.payload.redirect_uri,
+                "scope": request.scope, "nonce": data.get("nonce"),
+                "code_challenge": data["code_challenge"],
+                "code_challenge_method": data.get("code_challenge_method", "S256"),
+                "acr": principal.context.acr, "amr": list(principal.context.amr),
+                "auth_time": principal.context.auth_time, "sid": principal.context.sid,
+                "acr_expiry": principal.context.acr_expires or None,
+                "claims": getattr(request, "requested_claims", None), "issued_at": now,
+                "expires_at": now + settings().tokens.authorization_code_ttl, "used_at": None,
+            })
 
     def query_authorization_code(self, code: str, client: Any) -> StoredCode | None:
         """Claim the code atomically; a second redemption revokes what the first issued."""
@@ -179,17 +179,18 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
             return None
         code_hash = _code_hash(code)
         now = int(time.time())
-        claim = (update(AuthorizationCode)
-                 .where(AuthorizationCode.code_hash == code_hash,
-                        AuthorizationCode.client_id == client.get_client_id(),
-                        AuthorizationCode.used_at.is_(None))
-                 .values(used_at=now))
+        row: Any
         # UPDATE … RETURNING: the claimed row comes back with the claim (no SELECT after it);
         # PostgreSQL and SQLite ≥ 3.35 have it, older SQLite reads the row back.
         if db.engine.dialect.update_returning:
-            row = db.session.scalars(claim.returning(AuthorizationCode)).first()
+            row = statements.claim_code(code_hash, client.get_client_id(), now)
             claimed = row is not None
         else:
+            claim = (update(AuthorizationCode)
+                     .where(AuthorizationCode.code_hash == code_hash,
+                            AuthorizationCode.client_id == client.get_client_id(),
+                            AuthorizationCode.used_at.is_(None))
+                     .values(used_at=now))
             claimed = db.session.execute(claim).rowcount == 1
             row = db.session.get(AuthorizationCode, code_hash) if claimed else None
         if not claimed:
@@ -212,7 +213,7 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: StoredCode) -> Principal | None:
         row = authorization_code.row
-        user = db.session.get(User, row.user_id)
+        user = statements.user_by_id(row.user_id)
         if user is None or user.disabled:
             return None
         return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid,
@@ -235,18 +236,23 @@ class RefreshTokenGrant(_RefreshTokenGrant):
         """Rotate atomically: the first presenter wins, any later one revokes the family."""
         if not refresh_token or len(refresh_token) > 512:
             return None
-        row = db.session.scalar(
-            select(Token).where(Token.refresh_token_hash == sha256_hex(refresh_token)))
-        client = self.request.client
-        if row is None or row.client_id != client.get_client_id() or row.revoked_at is not None:
-            return None
+        refresh_hash = sha256_hex(refresh_token)
+        client_id = self.request.client.get_client_id()
         now = int(time.time())
+        if db.engine.dialect.update_returning:
+            # The usual case in one statement: a live token of this client, rotated now.
+            rotated = statements.rotate_refresh(refresh_hash, client_id, now)
+            if rotated is not None:
+                return tokens.IssuedToken(rotated, "refresh_token", now)
+        row = statements.token_by_refresh_hash(refresh_hash)
+        if row is None or row.client_id != client_id or row.revoked_at is not None:
+            return None
         if row.refresh_expires_at is not None and row.refresh_expires_at <= now:
             return None
         claimed = db.session.execute(
             update(Token).where(Token.id == row.id, Token.rotated_at.is_(None),
                                 Token.revoked_at.is_(None)).values(rotated_at=now))
-        if claimed.rowcount != 1:
+        if claimed.rowcount != 1:  # rotated before: a replay (or the loser of a race)
             revoked = tokens.revoke_family(row.family_id, now)
             tokens.record_reuse("refresh_token", user_id=row.user_id, client_id=row.client_id,
                                 revoked=revoked)
@@ -255,7 +261,7 @@ class RefreshTokenGrant(_RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token: tokens.IssuedToken) -> Principal | None:
         row = refresh_token.row
-        user = db.session.get(User, row.user_id) if row.user_id else None
+        user = statements.user_by_id(row.user_id) if row.user_id else None
         if user is None or user.disabled:
             return None
         context = current_context(row, int(time.time()))
@@ -276,7 +282,7 @@ class RefreshTokenGrant(_RefreshTokenGrant):
             refresh_ttl=settings().tokens.refresh_token_ttl)
 
 
-def current_context(row: Token, now: int) -> AuthContext | None:
+def current_context(row: Token | Row[Any], now: int) -> AuthContext | None:
     """The token's authentication as it stands now: the acr falls back to the strongest level
     that still holds (never above the original), ``mfa`` leaves amr with the second factor,
     auth_time stays the original (OIDC Core §12.2). None when nothing holds any more."""

@@ -17,12 +17,13 @@ from typing import Any
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 
 from idp import audit, request_log
 from idp.crypto import sha256_hex
 from idp.extensions import db, settings
-from idp.models import Token
+from idp.models import Token, statements
+from idp.models._types import new_id
 from idp.oidc.principal import Principal
 
 REFRESH_TOKEN_BYTES = 48
@@ -87,26 +88,26 @@ def unverified_claims(token: str) -> dict[str, Any]:
 
 def persist_token(token: dict[str, Any], *, client_id: str, principal: Principal | None,
                   family_id: str | None = None, code_hash: str | None = None,
-                  refresh_ttl: int | None = None) -> Token:
+                  refresh_ttl: int | None = None) -> None:
     """Store one issued token set (not committed)."""
     claims = unverified_claims(token["access_token"])
     ctx = principal.context if principal else None
     refresh = token.get("refresh_token")
-    row = Token(
-        jti=claims["jti"], client_id=client_id,
-        user_id=principal.user.id if principal else None,
-        scope=token.get("scope") or "", family_id=family_id or secrets.token_hex(16),
-        code_hash=code_hash, refresh_token_hash=sha256_hex(refresh) if refresh else None,
-        claims=principal.claims_request if principal else None,
-        acr_expiry=(ctx.acr_expires or None) if ctx else None,
-        acr=ctx.acr if ctx else None, amr=list(ctx.amr) if ctx else [],
-        auth_time=ctx.auth_time if ctx else None, sid=ctx.sid if ctx else None,
-        issued_at=int(claims["iat"]), access_expires_at=int(claims["exp"]),
-        refresh_expires_at=int(claims["iat"]) + refresh_ttl if refresh and refresh_ttl else None,
-    )
-    db.session.add(row)
-    request_log.note_identity(user_id=row.user_id, client_id=client_id)
-    return row
+    user_id = principal.user.id if principal else None
+    statements.insert_token({
+        "id": new_id(), "jti": claims["jti"], "client_id": client_id, "user_id": user_id,
+        "scope": token.get("scope") or "", "family_id": family_id or secrets.token_hex(16),
+        "code_hash": code_hash, "refresh_token_hash": sha256_hex(refresh) if refresh else None,
+        "claims": principal.claims_request if principal else None,
+        "acr_expiry": (ctx.acr_expires or None) if ctx else None,
+        "acr": ctx.acr if ctx else None, "amr": list(ctx.amr) if ctx else [],
+        "auth_time": ctx.auth_time if ctx else None, "sid": ctx.sid if ctx else None,
+        "issued_at": int(claims["iat"]), "access_expires_at": int(claims["exp"]),
+        "refresh_expires_at": int(claims["iat"]) + refresh_ttl
+        if refresh and refresh_ttl else None,
+        "rotated_at": None, "revoked_at": None,
+    })
+    request_log.note_identity(user_id=user_id, client_id=client_id)
 
 
 def revoke_family(family_id: str, now: int | None = None) -> int:
@@ -157,7 +158,8 @@ class InvalidAccessToken(Exception):
 @dataclass(frozen=True)
 class ValidAccessToken:
     claims: dict[str, Any]
-    row: Token
+    #: The token's row, read only (a Core row: attributes are the ``tokens`` columns).
+    row: Row[Any]
 
 
 def validate_access_token(token: str, keyring: Any, now: int | None = None) -> ValidAccessToken:
@@ -176,7 +178,7 @@ def validate_access_token(token: str, keyring: Any, now: int | None = None) -> V
         raise InvalidAccessToken("issued by another server")
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
         raise InvalidAccessToken("expired")
-    row = db.session.scalar(select(Token).where(Token.jti == str(claims.get("jti"))))
+    row = statements.token_by_jti(str(claims.get("jti")))
     if row is None or row.revoked_at is not None:
         raise InvalidAccessToken("revoked")
     return ValidAccessToken(claims, row)
@@ -186,7 +188,8 @@ def validate_access_token(token: str, keyring: Any, now: int | None = None) -> V
 class IssuedToken:
     """An access or refresh token as RFC 7009 / RFC 7662 endpoints see it."""
 
-    row: Token
+    #: An ORM object where the caller changes it (revocation), else a read-only Core row.
+    row: Token | Row[Any]
     kind: str  # "access_token" | "refresh_token"
     now: int
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
@@ -11,7 +10,9 @@ from typing import Any
 
 
 class MemoryStore:
-    """A dict with expiry, guarded by a lock. Values are copied in and out like a real store."""
+    """A dict with expiry, guarded by a lock. Values are kept as JSON text, like a real store:
+    only what a shared store accepts goes in, and every reader gets its own copy (parsing the
+    text is several times cheaper than a deep copy of the parsed value)."""
 
     shared = False
 
@@ -40,14 +41,19 @@ class MemoryStore:
             del self._items[key]
 
     @staticmethod
-    def _freeze(value: Any) -> Any:
-        # Round-trip through JSON: the same values a shared store would accept and return.
-        return json.loads(json.dumps(value))
+    def _freeze(value: Any) -> str:
+        return json.dumps(value)
+
+    @staticmethod
+    def _thaw(item: tuple[Any, float]) -> Any:
+        # Counters (incr/decr) are kept as ints, everything else as JSON text.
+        value = item[0]
+        return json.loads(value) if isinstance(value, str) else value
 
     def get(self, key: str) -> Any | None:
         with self._lock:
             item = self._live(key)
-            return copy.deepcopy(item[0]) if item else None
+        return self._thaw(item) if item else None
 
     def put(self, key: str, value: Any, ttl: int) -> None:
         frozen = self._freeze(value)
@@ -70,7 +76,7 @@ class MemoryStore:
             if item is None:
                 return None
             del self._items[key]
-            return item[0]
+        return self._thaw(item)
 
     def delete(self, *keys: str) -> None:
         with self._lock:

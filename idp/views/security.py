@@ -58,17 +58,25 @@ def register(app: Flask) -> None:
         if request.method == "POST" and request.mimetype == FORM_MIMETYPE:
             _check_encoded(request.get_data(cache=True))
 
+    fixed = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+             # same-origin: our own form posts carry a Referer (Flask-WTF checks it on
+             # https, WTF_CSRF_SSL_STRICT), while nothing of our URLs leaks to other sites.
+             ("Referrer-Policy", "same-origin")]
+    if https:
+        fixed.append(("Strict-Transport-Security", HSTS))
+
     @app.after_request
     def harden(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", _csp())
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        # same-origin: our own form posts carry a Referer (Flask-WTF checks it on https,
-        # WTF_CSRF_SSL_STRICT), while nothing of our URLs leaks to other sites.
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if response.mimetype == "text/html":
-            response.headers.setdefault("Cache-Control", "no-store")
-        if https:
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        # A view's own value wins; one pass over the response's headers instead of a lookup
+        # per default (this runs on every response).
+        headers = response.headers
+        present = {name.lower() for name, _ in headers.items()}
+        for name, value in fixed:
+            if name.lower() not in present:
+                headers.add(name, value)
+        if "content-security-policy" not in present:
+            headers.add("Content-Security-Policy", _csp())
+        if "cache-control" not in present and response.mimetype == "text/html":
+            headers.add("Cache-Control", "no-store")
+        headers["X-Request-ID"] = g.get("request_id", "")
         return response
