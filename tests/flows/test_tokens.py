@@ -3,9 +3,16 @@ credentials, introspection (RFC 7662) and revocation (RFC 7009)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 from joserfc import jwt
+from sqlalchemy import select, update
+
+from idp.crypto import sha256_hex
+from idp.extensions import db
+from idp.models import Token
 
 
 def _post(rp, path, data, auth=None):
@@ -93,6 +100,29 @@ def test_refresh_token_is_bound_to_its_client(flows):
     # The rightful client can still use it: a foreign presentation does not burn it.
     assert _post(rp1, "/token", {"grant_type": "refresh_token",
                                  "refresh_token": token["refresh_token"]}).status_code == 200
+
+
+def test_an_expired_refresh_token_is_refused_without_revoking_the_grant(flows, app):
+    flows.user("alice")
+    rp = flows.client("rp1")
+    first = flows.sign_in(flows.browser(), rp)
+    with app.app_context():
+        db.session.execute(update(Token).where(Token.refresh_token_hash == sha256_hex(
+            first.token["refresh_token"])).values(refresh_expires_at=int(time.time()) - 1))
+        db.session.commit()
+
+    expired = _post(rp, "/token", {"grant_type": "refresh_token",
+                                   "refresh_token": first.token["refresh_token"]})
+
+    assert expired.status_code == 400 and expired.json()["error"] == "invalid_grant"
+    # Expiry is not reuse: the grant's access token still works.
+    userinfo = requests.get(rp.issuer + "/userinfo", timeout=10, headers={
+        "Authorization": f"Bearer {first.token['access_token']}"})
+    assert userinfo.status_code == 200, userinfo.text
+    with app.app_context():
+        row = db.session.scalar(select(Token).where(Token.refresh_token_hash == sha256_hex(
+            first.token["refresh_token"])))
+        assert row.rotated_at is None and row.revoked_at is None
 
 
 def test_public_client_uses_pkce_without_a_secret(flows):
