@@ -32,7 +32,7 @@ _tokens = Token.__table__
 
 _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 
-INSERT_CODE = insert(_codes)
+_INSERT_CODE = insert(_codes)
 
 #: Claim an unused code for its client: the claimed row comes back with the claim.
 _CLAIM_CODE = (update(_codes)
@@ -42,7 +42,7 @@ _CLAIM_CODE = (update(_codes)
                .values(used_at=bindparam("now"))
                .returning(*_codes.c))
 
-INSERT_TOKEN = insert(_tokens)
+_INSERT_TOKEN = insert(_tokens)
 
 _TOKEN_BY_JTI = select(_tokens).where(_tokens.c.jti == bindparam("jti"))
 _TOKEN_BY_REFRESH_HASH = select(_tokens).where(_tokens.c.refresh_token_hash == bindparam("hash"))
@@ -68,7 +68,7 @@ def user_by_id(user_id: str) -> User | None:
 
 
 def insert_code(values: dict[str, Any]) -> None:
-    db.session.execute(INSERT_CODE, values)
+    db.session.execute(_INSERT_CODE, values)
 
 
 def claim_code(code_hash: str, client_id: str, now: int) -> Row[Any] | None:
@@ -78,7 +78,7 @@ def claim_code(code_hash: str, client_id: str, now: int) -> Row[Any] | None:
 
 
 def insert_token(values: dict[str, Any]) -> None:
-    db.session.execute(INSERT_TOKEN, values)
+    db.session.execute(_INSERT_TOKEN, values)
 
 
 def token_by_jti(jti: str) -> Row[Any] | None:
