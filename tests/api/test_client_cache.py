@@ -4,35 +4,16 @@ such as the CLI's — is seen by the very next request, not after the TTL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text, update
+from sqlalchemy import text, update
 
 from idp.extensions import db
 from idp.models import Client
+from tests.helpers.sql import selects_from
 
 SERVICE = "svc"
-
-
-@contextmanager
-def client_selects(app: Any) -> Iterator[list[str]]:
-    """The ``SELECT … FROM clients`` statements run while the block runs."""
-    seen: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM clients" in statement:
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
 
 
 def machine_token(api: Any, client_id: str = SERVICE) -> Any:
@@ -50,9 +31,9 @@ def service(api: Any) -> str:
 
 def test_a_second_token_request_does_not_select_the_client(api, app):
     api.admin_client(SERVICE, scope="idp:introspect")
-    with client_selects(app) as first:
+    with selects_from(app, "clients") as first:
         assert machine_token(api).status_code == 200
-    with client_selects(app) as second:
+    with selects_from(app, "clients") as second:
         assert machine_token(api).status_code == 200
 
     assert len(first) == 1
@@ -61,7 +42,7 @@ def test_a_second_token_request_does_not_select_the_client(api, app):
 
 @pytest.mark.parametrize("app_overrides", [{"oidc": {"client_cache_ttl": 0}}])
 def test_with_the_cache_off_every_request_selects_the_client_once(api, app, service):
-    with client_selects(app) as selects:
+    with selects_from(app, "clients") as selects:
         assert machine_token(api).status_code == 200
 
     assert len(selects) == 1
@@ -130,7 +111,7 @@ def test_an_uncommitted_change_is_never_cached(api, app, service):
         assert load_client(service).model.scope == "openid"
         db.session.rollback()
 
-    with client_selects(app) as selects, app.test_request_context():
+    with selects_from(app, "clients") as selects, app.test_request_context():
         assert load_client(service).model.scope == "idp:introspect"
     assert len(selects) == 1
 
@@ -146,7 +127,7 @@ def test_a_client_deleted_by_another_process_gets_invalid_client_not_a_500(api, 
     _deleted_elsewhere(app, service)
 
     assert _refused(machine_token(api))
-    with client_selects(app) as selects:  # the stale entry was dropped on the way
+    with selects_from(app, "clients") as selects:  # the stale entry was dropped on the way
         assert _refused(machine_token(api))
     assert len(selects) == 1
 

@@ -5,32 +5,10 @@ costs no credentials query, a step-up still finds the factor that reaches the le
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-from sqlalchemy import event
-
-from idp.extensions import db
 from tests.helpers.factors import enroll_totp
 from tests.helpers.rp import callback_params, page_name
-
-
-@contextmanager
-def credential_reads(app: Any) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM credentials" in statement:
-            seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+from tests.helpers.sql import selects_from
 
 
 def test_single_sign_on_without_an_acr_request_reads_no_factors(flows, app):
@@ -41,7 +19,7 @@ def test_single_sign_on_without_an_acr_request_reads_no_factors(flows, app):
     flows.sign_in(browser, rp)
 
     url, _ = rp.authorize_url()
-    with credential_reads(app) as reads:
+    with selects_from(app, "credentials") as reads:
         callback = callback_params(browser.follow(browser.get(url)))
     assert callback.code
     assert reads == []
@@ -55,7 +33,7 @@ def test_a_request_the_session_already_satisfies_reads_no_factors(flows, app):
     flows.sign_in(browser, rp)
 
     url, secrets = rp.authorize_url(acr_values="aal1 aal2")
-    with credential_reads(app) as reads:
+    with selects_from(app, "credentials") as reads:
         callback = callback_params(browser.follow(browser.get(url)))
     assert reads == []
     claims = rp.verify_id_token(rp.exchange(callback.code, secrets["code_verifier"])["id_token"],
@@ -71,7 +49,7 @@ def test_a_step_up_reads_the_factors_and_offers_the_one_that_reaches_the_level(f
     flows.sign_in(browser, rp)
 
     url, _ = rp.authorize_url(acr_values="aal2 aal1")
-    with credential_reads(app) as reads:
+    with selects_from(app, "credentials") as reads:
         page = browser.follow(browser.get(url))
     assert page_name(page.text) == "mfa-totp", page.text[:400]
     assert reads

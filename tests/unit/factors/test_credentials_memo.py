@@ -3,33 +3,13 @@ in it (idp/factors/credential_memo.py; benchmarks/README.md, session 2)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pyotp
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from idp.extensions import db
 from idp.factors.service import MfaService
 from idp.models import Credential, User
-
-
-@contextmanager
-def credential_selects() -> Iterator[list[str]]:
-    """The SELECTs on ``credentials`` the session's engine runs inside the block."""
-    seen: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM credentials" in statement:
-            seen.append(statement)
-
-    engine = db.engine
-    event.listen(engine, "before_cursor_execute", before)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
+from tests.helpers.sql import selects_from
 
 
 def methods(credentials: list[Credential]) -> list[str]:
@@ -41,7 +21,7 @@ def test_read_once_then_refreshed_by_each_change(flows, app):
     with app.test_request_context():
         user = db.session.scalar(select(User).where(User.username == "alice"))
         service = MfaService()
-        with credential_selects() as selects:
+        with selects_from(app, "credentials") as selects:
             assert service.credentials(user) == []
             assert service.credentials(user) == []
             assert service.real_credentials(user) == []
