@@ -74,8 +74,7 @@ class Throttle:
     def check(self, *limits: Limit) -> None:
         """Raise TooManyRequests (with Retry-After) while any key is in its delay (a peek,
         for pages that only lead to an attempt; evaluations go through :meth:`begin`)."""
-        for limit in limits:
-            left = self.store.ttl(LOCK_PREFIX + limit.key)
+        for left in self.store.ttls(*(LOCK_PREFIX + limit.key for limit in limits)):
             if left:
                 raise TooManyRequests(LOCKED_MESSAGE, left)
 
@@ -86,9 +85,9 @@ class Throttle:
         key's delay lock, so it alone is evaluated and everyone after it waits the delay.
         """
         self.check(*limits)
-        attempt = Attempt(self.store, {})
-        for limit in limits:
-            attempt.counts[limit] = self.store.incr(FAIL_PREFIX + limit.key, limit.window)
+        counts = self.store.incr_each([FAIL_PREFIX + limit.key for limit in limits],
+                                      [limit.window for limit in limits])
+        attempt = Attempt(self.store, dict(zip(limits, counts, strict=True)))
         for limit, count in attempt.counts.items():
             if count < limit.limit:
                 continue

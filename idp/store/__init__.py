@@ -6,6 +6,7 @@ only inside one process. Values are JSON-serialisable; every key has a time to l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -43,6 +44,13 @@ class Store(Protocol):
 
     def ttl(self, key: str) -> int | None:
         """Seconds left for ``key``, or None when absent."""
+
+    def ttls(self, *keys: str) -> list[int | None]:
+        """:meth:`ttl` of each key, in one round trip."""
+
+    def incr_each(self, keys: Sequence[str], ttl: Sequence[int]) -> list[int]:
+        """:meth:`incr` of each key (``ttl[i]`` for a new ``keys[i]``), in one round trip;
+        each increment is atomic on its own."""
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` when the backing service is down."""

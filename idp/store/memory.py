@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -104,6 +104,12 @@ class MemoryStore:
         with self._lock:
             item = self._live(key)
             return None if item is None else max(0, int(item[1] - self._clock() + 0.999))
+
+    def ttls(self, *keys: str) -> list[int | None]:
+        return [self.ttl(key) for key in keys]
+
+    def incr_each(self, keys: Sequence[str], ttl: Sequence[int]) -> list[int]:
+        return [self.incr(key, seconds) for key, seconds in zip(keys, ttl, strict=True)]
 
     def ping(self) -> None:
         return None

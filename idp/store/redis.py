@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -84,6 +85,22 @@ class RedisStore:
     def ttl(self, key: str) -> int | None:
         left = self._call(self._redis.ttl, self._k(key))
         return None if left is None or left < 0 else int(left)
+
+    def ttls(self, *keys: str) -> list[int | None]:
+        def run() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.ttl(self._k(key))
+            return list(pipe.execute())
+        return [None if left is None or left < 0 else int(left) for left in self._call(run)]
+
+    def incr_each(self, keys: Sequence[str], ttl: Sequence[int]) -> list[int]:
+        def run() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, seconds in zip(keys, ttl, strict=True):
+                self._incr(keys=[self._k(key)], args=[seconds], client=pipe)
+            return list(pipe.execute())
+        return [int(value) for value in self._call(run)]
 
     def ping(self) -> None:
         self._call(self._redis.ping)

@@ -176,7 +176,7 @@ def test_list_and_remove_a_users_factor(api, app):
 
 def test_mfa_reset_removes_factors_and_ends_sessions_and_tokens(flows, app, api):
     user_id = api.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     enroll_recovery_codes(app, "alice")
     rp = flows.client("rp1")
     browser = flows.browser()

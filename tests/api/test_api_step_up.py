@@ -40,7 +40,7 @@ def _call(base, method, path, token, **kw):
 def signed_in(flows, app):
     """alice with TOTP, signed in with her password only (aal1), token scope openid mfa."""
     user_id = flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1", scope="openid profile email mfa")
     result = flows.sign_in(flows.browser(), rp, scope="openid mfa")
     assert result.claims["acr"] == "aal1"

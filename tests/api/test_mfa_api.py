@@ -138,7 +138,7 @@ def test_totp_enrollment_then_verify_returns_aal2_tokens(api):
 
 def test_enrolling_another_factor_needs_aal2(api, app):
     api.user()
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     aal1 = api.user_token()
 
     denied = api.post("/me/factors", aal1, json={"factor_type": "email"})
@@ -301,7 +301,7 @@ def test_bodies_must_be_small_strict_json(api, data, content_type, status):
 
 def _totp_user(api, app):
     api.user()
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     token = api.user_token()
     factor = api.get("/me/factors", token).get_json()["totp"][0]
     return secret, token, factor

@@ -21,7 +21,6 @@ client-credentials token with ``idp:admin``, the self-service API a user's token
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -71,7 +70,7 @@ FUZZ_SETTINGS = settings(
 @pytest.fixture
 def api_schema(app: Any, api: Any) -> Any:
     api.user()
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     app.extensions[TOKENS] = {
         "admin": api.admin_token(),
         "user": api.user_token(methods=("password", "totp"))["access_token"],

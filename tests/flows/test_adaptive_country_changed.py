@@ -4,8 +4,6 @@ previous one needs the level. The country comes from a trusted proxy's header
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.helpers.factors import enroll_totp
@@ -41,7 +39,7 @@ def _browser(flows, country=None, address=None):
 
 def _signed_in_once(flows, app, **where):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     callback_params(first_page_after_login(_browser(flows, **where), rp))  # first: no change
     return rp

@@ -45,7 +45,7 @@ def _step_up(flows, app, browser, rp, secret):
 
 def test_refresh_after_the_aal2_max_age_reports_aal1(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     token, claims = _step_up(flows, app, flows.browser(), rp, secret)
     assert claims["acr"] == "aal2"
@@ -68,7 +68,7 @@ def test_refresh_after_the_aal2_max_age_reports_aal1(flows, app):
 
 def test_refresh_within_the_max_age_keeps_aal2(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     token, claims = _step_up(flows, app, flows.browser(), rp, secret)
 
@@ -83,7 +83,7 @@ def test_refresh_within_the_max_age_keeps_aal2(flows, app):
 
 def test_the_session_falls_back_and_asks_for_the_second_factor_again(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     _step_up(flows, app, browser, rp, secret)

@@ -3,8 +3,6 @@ with `since`, and `grace_logins`."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.helpers.factors import enroll_totp
@@ -23,7 +21,7 @@ def test_optional_enforcement_asks_nothing_of_a_password_only_user(flows, app):
                          indirect=True)
 def test_required_enforcement_asks_for_the_second_factor(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
 
     assert page_name(first_page_after_login(flows.browser(), rp).text) == "mfa-totp"
@@ -55,7 +53,7 @@ def test_required_enforcement_after_grace_logins_offers_enrollment(flows, app):
                                                        "grace_logins": 3}}], indirect=True)
 def test_grace_logins_are_only_for_users_without_a_factor(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
 
     assert page_name(first_page_after_login(flows.browser(), rp).text) == "mfa-totp"
@@ -85,7 +83,7 @@ def test_enforcement_for_new_users_applies_to_users_created_since(flows, app):
                          indirect=True)
 def test_required_enforcement_with_prompt_none_is_interaction_required(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1", minimum_acr=None)
     browser = flows.browser()
     assert page_name(first_page_after_login(browser, rp).text) == "mfa-totp"
@@ -103,7 +101,7 @@ def test_enforcement_off_ignores_the_adaptive_rules_but_not_the_client(flows, ap
     """`off`: a new device (which the rule would step up) signs in with the password alone;
     a relying party asking for aal2 still gets its second factor (that is not policy)."""
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
 
     callback_params(first_page_after_login(flows.browser(), rp))

@@ -4,7 +4,6 @@ autocomplete values, POST forms with a CSRF field, ``<main data-page>``."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -30,7 +29,7 @@ def _collect(flows, app):
 
     flows.user("alice")
     flows.user("bob")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     enroll_recovery_codes(app, "alice")
     rp = flows.client("third-party", first_party=False)
     browser = flows.browser()

@@ -36,7 +36,7 @@ def _sign_in_with_totp(browser, rp, secret, remember, code_at=None):
 
 def test_a_remembered_browser_skips_the_second_factor_up_to_aal2(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     _sign_in_with_totp(browser, rp, secret, remember=True)
@@ -61,7 +61,7 @@ def test_a_remembered_browser_skips_the_second_factor_up_to_aal2(flows, app):
 
 def test_without_the_tick_the_browser_is_not_remembered(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     _sign_in_with_totp(browser, rp, secret, remember=False)
@@ -74,7 +74,7 @@ def test_without_the_tick_the_browser_is_not_remembered(flows, app):
 
 def test_another_browser_is_not_remembered(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     _sign_in_with_totp(flows.browser(), rp, secret, remember=True)
 
@@ -87,7 +87,7 @@ def test_another_browser_is_not_remembered(flows, app):
 
 def test_forgetting_the_device_on_the_account_page(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     _sign_in_with_totp(browser, rp, secret, remember=True)

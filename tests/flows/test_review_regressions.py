@@ -24,7 +24,7 @@ def test_a_password_alone_cannot_enroll_its_way_past_existing_mfa(flows, app):
     """C1: with the victim's password only, enrolling the attacker's own factor during
     sign-in must not yield aal2/phr (NIST SP 800-63B-4 §4.1.2)."""
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     attacker = flows.browser()
     url, secrets = rp.authorize_url(acr_values="aal2")
@@ -51,7 +51,7 @@ def test_a_password_alone_cannot_enroll_its_way_past_existing_mfa(flows, app):
 def test_the_account_page_cannot_skip_a_stale_password_with_the_factor_alone(flows, app):
     """M5: the hosted factor pages serve only an interaction at its "mfa" step."""
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)
@@ -77,7 +77,7 @@ def _short_idle_ladder():
 def test_idle_timeouts_of_levels_are_enforced(flows, app):
     """H1: an aal2 session idle longer than aal2's idle timeout falls back to aal1."""
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     url, secrets = rp.authorize_url(acr_values="aal2")
@@ -126,7 +126,7 @@ def test_malformed_parameters_are_invalid_request_not_500(flows, params, error):
 
 def test_full_width_digits_are_a_wrong_totp_code_not_a_crash(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     url, _ = rp.authorize_url(acr_values="aal2")
@@ -194,7 +194,7 @@ SPOOFED_IP_RULE = {"rules": [{"when": {"ip_in": [f"{SPOOFED}/32"]}, "require": "
 def test_ip_in_sees_the_forwarded_client_only_via_a_trusted_proxy(flows, app, steps_up):
     """M4: ``ip_in`` matches the client behind a trusted proxy, never a forged header."""
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     browser.session.headers["X-Forwarded-For"] = SPOOFED
@@ -289,7 +289,7 @@ def test_a_stale_login_done_here_flag_does_not_answer_prompt_login(flows, app):
     from idp.authorize.interactions import KEY_PREFIX
 
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)

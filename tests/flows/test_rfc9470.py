@@ -4,7 +4,6 @@ succeeds (idp.resource.require_acr)."""
 from __future__ import annotations
 
 import re
-import time
 
 import pyotp
 from flask import Flask, g
@@ -33,7 +32,7 @@ def _challenge_params(header):
 
 def test_insufficient_token_gets_a_challenge_then_step_up_succeeds(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     api = _resource_server(rp.issuer)
     browser = flows.browser()

@@ -252,7 +252,7 @@ def test_delivery_failure_on_a_challenge_shows_the_picker_and_another_factor_wor
     flows.user("alice")
     enroll_sms(app, "alice", PHONE, messages=sms_gateway.messages_to)
     assert sms_gateway.received[-1].authorization == f"Bearer {sms_gateway.token}"
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     page, secrets = step_up(flows, browser, rp)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from tests.helpers.factors import enroll_totp
 from tests.helpers.rp import callback_params, page_name
 from tests.helpers.stepup import (
@@ -16,7 +14,7 @@ from tests.helpers.stepup import (
 
 def test_client_minimum_acr_applies_without_a_request(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("bank", minimum_acr="aal2")
     browser = flows.browser()
 
@@ -28,7 +26,7 @@ def test_client_minimum_acr_applies_without_a_request(flows, app):
 
 def test_client_minimum_acr_outranks_a_weaker_request(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("bank", minimum_acr="aal2")
 
     page = first_page_after_login(flows.browser(), rp, acr_values="aal1")
@@ -38,7 +36,7 @@ def test_client_minimum_acr_outranks_a_weaker_request(flows, app):
 
 def test_client_minimum_acr_unreachable_is_unmet(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("bank", minimum_acr="phrh")
     browser = flows.browser()
 
@@ -51,7 +49,7 @@ def test_client_minimum_acr_unreachable_is_unmet(flows, app):
 
 def test_client_default_acr_values_apply_when_none_are_sent(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1", default_acr_values=["aal2"])
     browser = flows.browser()
 

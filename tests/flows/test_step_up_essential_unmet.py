@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 from tests.helpers.factors import enroll_totp
 from tests.helpers.rp import callback_params
@@ -13,7 +12,7 @@ from tests.helpers.stepup import answer_totp, authorize, essential_acr, id_token
 
 def test_essential_unmet_is_an_error_to_the_client(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)
@@ -39,7 +38,7 @@ def test_essential_with_only_unknown_values_fails(flows, app):
 
 def test_essential_claim_with_a_single_value_is_met_by_stepping_up(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)
@@ -53,7 +52,7 @@ def test_essential_claim_with_a_single_value_is_met_by_stepping_up(flows, app):
 def test_require_acr_values_makes_a_clients_acr_values_essential(flows, app):
     """Per-client `require_acr_values: true` (RFC 9470 strictness without `claims`)."""
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("strict", require_acr_values=True)
     browser = flows.browser()
     flows.sign_in(browser, rp)

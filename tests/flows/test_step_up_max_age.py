@@ -14,7 +14,7 @@ from tests.helpers.stepup import answer_totp, authorize, id_token_claims
 
 def test_max_age_reauthenticates_with_password_and_factor(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     first, _ = authorize(browser, rp, acr_values="aal2")

@@ -3,8 +3,6 @@ first requested level the user can reach wins, not the lowest (keycloak/keycloak
 
 from __future__ import annotations
 
-import time
-
 from tests.helpers.factors import enroll_totp
 from tests.helpers.stepup import answer_totp, authorize, id_token_claims
 
@@ -13,7 +11,7 @@ def test_first_reachable_level_wins_not_the_lowest(flows, app):
     """"phr mfa aal1" with TOTP enrolled: phr is unreachable, mfa (aal2) is reachable and is
     asked for although aal1 is already held; the returned acr is the value as requested."""
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)

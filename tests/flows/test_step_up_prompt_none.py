@@ -3,8 +3,6 @@ session → `login_required` (OIDC Core §3.1.2.6)."""
 
 from __future__ import annotations
 
-import time
-
 from tests.helpers.factors import enroll_totp
 from tests.helpers.rp import callback_params
 from tests.helpers.stepup import answer_totp, authorize, id_token_claims
@@ -12,7 +10,7 @@ from tests.helpers.stepup import answer_totp, authorize, id_token_claims
 
 def test_prompt_none_with_step_up_needed_is_interaction_required(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)
@@ -35,7 +33,7 @@ def test_prompt_none_without_a_session_is_login_required(flows, app):
 
 def test_prompt_none_after_the_step_up_needs_no_interaction(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)

@@ -20,7 +20,7 @@ def _answer_totp(browser, page, secret, at=None):
 
 def test_aal1_session_steps_up_to_aal2_with_one_totp_challenge(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     first = flows.sign_in(browser, rp)
@@ -44,7 +44,7 @@ def test_aal1_session_steps_up_to_aal2_with_one_totp_challenge(flows, app):
 
 def test_the_same_totp_code_works_once(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)
@@ -97,7 +97,7 @@ def test_voluntary_aal2_without_enrolled_factor_offers_enrollment_then_aal2(flow
 def test_the_authorization_request_redirects_straight_to_the_challenge(flows, app):
     """One hop: /authorize → the factor picker, which shows the only challenge at once."""
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)
@@ -115,7 +115,7 @@ def test_the_answered_challenge_redirects_straight_to_the_client(flows, app):
     """The verification continues the authorization in the same request: 303 to the redirect
     URI with the code (RFC 9700 §4.12: a form post is answered with 303, never 307)."""
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)

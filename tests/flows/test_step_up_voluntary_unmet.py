@@ -3,15 +3,13 @@ OIDC Core §3.1.2.1: acr_values is a voluntary claim request)."""
 
 from __future__ import annotations
 
-import time
-
 from tests.helpers.factors import enroll_totp
 from tests.helpers.stepup import authorize, id_token_claims
 
 
 def test_voluntary_unmet_issues_the_acr_achieved(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     browser = flows.browser()
     flows.sign_in(browser, rp)

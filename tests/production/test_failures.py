@@ -73,7 +73,7 @@ def stack(deployment_factory) -> Stack:
     deployment.init()
     with admin_app(deployment.env) as admin:
         create_user(admin, "alice")
-        secret = enroll_totp(admin, "alice", at=time.time() - 30)
+        secret = enroll_totp(admin, "alice", steps_back=1)
         codes = enroll_recovery_codes(admin, "alice")
         rp = create_client(admin, issuer)
     server = deployment.serve(workers=2, port=port)

@@ -44,7 +44,7 @@ def test_flow_spans_two_servers_and_key_rotation_reaches_both(deployment_factory
 
     with admin_app(deployment.env) as admin:
         create_user(admin, "alice")
-        secret = enroll_totp(admin, "alice", at=time.time() - 30)
+        secret = enroll_totp(admin, "alice", steps_back=1)
         rp = create_client(admin, issuer)
 
     # Rotate first (through the CLI on the shared database, as an operator next to A would):

@@ -229,7 +229,7 @@ def test_other_errors_are_json(api: FlaskClient, method: str, path: str,
 
 def test_tokens_from_the_live_idp_step_up_then_pass(flows: Any, app: Any) -> None:
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=int(time.time()) - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     rp = flows.client("rp1")
     api = create_app({"ISSUER": rp.issuer, "AUDIENCE": "rp1"}, environ={}).test_client()
     browser = flows.browser()

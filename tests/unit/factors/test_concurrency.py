@@ -53,7 +53,7 @@ def _race(app, username, method, answer, attempts):
 
 def test_fifty_concurrent_uses_of_one_recovery_code_succeed_once(flows, app):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     codes = enroll_recovery_codes(app, "alice")
 
     outcomes = _race(app, "alice", "recovery_code", {"code": codes[0]}, 50)
@@ -68,7 +68,7 @@ def test_fifty_concurrent_uses_of_one_recovery_code_succeed_once(flows, app):
 
 def test_concurrent_answers_with_one_totp_code_succeed_once(flows, app):
     flows.user("alice")
-    secret = enroll_totp(app, "alice", at=time.time() - 30)
+    secret = enroll_totp(app, "alice", steps_back=1)
     code = pyotp.TOTP(secret).now()
 
     outcomes = _race(app, "alice", "totp", {"code": code}, 8)

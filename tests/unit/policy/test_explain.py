@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import select
 
@@ -36,7 +34,7 @@ def _explain(app, *args):
 
 def test_explain_names_the_matching_rule_and_the_challenge(app, flows):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     flows.client("rp1")
 
     code, output = _explain(app, "--user", "alice", "--client", "rp1", "--new-device")
@@ -60,7 +58,7 @@ def test_explain_without_matching_rules(app, flows):
 
 def test_explain_an_unreachable_level_says_enrollment_or_unmet(app, flows):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     flows.client("payments")
 
     code, output = _explain(app, "--user", "alice", "--client", "payments")
@@ -72,7 +70,7 @@ def test_explain_an_unreachable_level_says_enrollment_or_unmet(app, flows):
 
 def test_explain_honours_requested_acr_values(app, flows):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     flows.client("rp1")
 
     _, output = _explain(app, "--user", "alice", "--client", "rp1", "--acr-values",
@@ -95,7 +93,7 @@ def test_explain_unknown_user_is_a_clean_error(app):
 ])
 def test_explain_country_change_from_a_flag_or_the_geoip_database(app, flows, args, expected):
     flows.user("alice")
-    enroll_totp(app, "alice", at=time.time() - 30)
+    enroll_totp(app, "alice", steps_back=1)
     flows.client("rp1")
     _last_country(app, "alice", "GB")
 

@@ -192,6 +192,16 @@ def test_ttl_of_missing_key_is_none(subject: StoreUnderTest) -> None:
     assert subject.store.ttl("never-written") is None
 
 
+def test_ttls_reads_each_key_in_order(subject: StoreUnderTest) -> None:
+    subject.store.put("short", "v", ttl=10)
+    subject.store.put("long", "v", ttl=3600)
+    short, missing, long = subject.store.ttls("short", "never-written", "long")
+    assert 9 <= short <= 10
+    assert missing is None
+    assert 3599 <= long <= 3600
+    assert subject.store.ttls() == []
+
+
 # -- add / pop / delete ----------------------------------------------------------------------
 
 def test_add_stores_only_when_absent(subject: StoreUnderTest) -> None:
@@ -238,6 +248,23 @@ def test_incr_sets_the_ttl_only_on_the_first_increment(subject: StoreUnderTest) 
     subject.store.incr("n", ttl=5)
     subject.store.incr("n", ttl=10_000)
     assert 98 <= subject.store.ttl("n") <= 100
+
+
+def test_incr_each_counts_every_key_like_incr(subject: StoreUnderTest) -> None:
+    subject.store.incr("a", ttl=100)
+    assert subject.store.incr_each(["a", "b"], [5, 50]) == [2, 1]
+    assert subject.store.incr_each(["a", "b"], [5, 5]) == [3, 2]
+    assert 98 <= subject.store.ttl("a") <= 100, "an existing counter keeps its expiry"
+    assert 49 <= subject.store.ttl("b") <= 50, "a new counter gets its own ttl"
+    assert subject.store.incr_each([], []) == []
+
+
+def test_incr_each_is_atomic_per_key_under_concurrency(subject: StoreUnderTest) -> None:
+    with ThreadPoolExecutor(THREADS) as pool:
+        results = list(pool.map(lambda _: subject.store.incr_each(["x", "y"], [60, 60]),
+                                range(THREADS)))
+    assert sorted(r[0] for r in results) == list(range(1, THREADS + 1))
+    assert sorted(r[1] for r in results) == list(range(1, THREADS + 1))
 
 
 def test_decr_takes_one_back_and_keeps_the_expiry(subject: StoreUnderTest) -> None:
