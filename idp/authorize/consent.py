@@ -19,26 +19,30 @@ from sqlalchemy import select
 from idp.extensions import db
 from idp.models import Client, Consent, User
 from idp.oidc.claims import allowed_for_client, covered_by_scope, requested_user_claims
+from idp.oidc.client_cache import ClientRecord
+
+#: The registration row, or its cached snapshot (what the pipeline and the pages hold).
+AnyClient = Client | ClientRecord
 
 
-def _consent(user: User, client: Client) -> Consent | None:
+def _consent(user: User, client: AnyClient) -> Consent | None:
     return db.session.scalar(
         select(Consent).where(Consent.user_id == user.id, Consent.client_id == client.client_id))
 
 
-def allowed_claims(client: Client, claims_request: dict | None) -> list[str]:
+def allowed_claims(client: AnyClient, claims_request: dict | None) -> list[str]:
     """User claims the request names that the client may receive at all."""
     return allowed_for_client(requested_user_claims(claims_request), client.scope or "")
 
 
-def claims_to_consent(client: Client, scope: str, claims_request: dict | None) -> list[str]:
+def claims_to_consent(client: AnyClient, scope: str, claims_request: dict | None) -> list[str]:
     """The claims the consent page asks about one by one: named in the claims parameter,
     allowed for the client and not already covered by a requested scope."""
     covered = covered_by_scope(scope)
     return [name for name in allowed_claims(client, claims_request) if name not in covered]
 
 
-def has_consent(user: User | None, client: Client, scope: str,
+def has_consent(user: User | None, client: AnyClient, scope: str,
                 claims: list[str] | tuple[str, ...] = ()) -> bool:
     """The user approved every scope in ``scope`` and decided on every claim in ``claims``
     (released or declined) for this client."""
@@ -52,7 +56,7 @@ def has_consent(user: User | None, client: Client, scope: str,
     return set(claims) <= decided
 
 
-def released_claims(user: User, client: Client, claims_request: dict | None) -> set[str]:
+def released_claims(user: User, client: AnyClient, claims_request: dict | None) -> set[str]:
     """The claims named in the claims parameter that may be released to ``client``: every
     allowed one for a first-party client, else those the user's consent covers (by scope or
     by name)."""
@@ -66,7 +70,7 @@ def released_claims(user: User, client: Client, claims_request: dict | None) -> 
     return {name for name in allowed if name in consented}
 
 
-def grant_consent(user: User, client: Client, scope: str, claims: tuple[str, ...] = (),
+def grant_consent(user: User, client: AnyClient, scope: str, claims: tuple[str, ...] = (),
                   rejected: tuple[str, ...] = ()) -> None:
     """Record the user's approval of ``scope`` (added to earlier ones) and their decision on
     the named ``claims`` (released) and ``rejected`` (declined); a new decision on a claim

@@ -10,7 +10,9 @@ these prebuilt statements:
   token) come back as Core rows, whose attributes are the table's column names, like the ORM
   objects' (``row.scope``, ``row.user_id``);
 - codes and tokens are inserted with Core ``INSERT`` (column defaults apply as in the ORM);
-- users stay ORM objects (sign-in and policy update them), read with a prebuilt statement.
+- users stay ORM objects where the request may change them (sign-in, policy), read with a
+  prebuilt statement; responses that only read a user (token, UserInfo, introspection) get
+  its Core row (``user_row``), which skips the ORM's loading and identity map.
 
 Every statement runs on the request's ORM session (``db.session.execute``), so it joins the
 request's one transaction and commit (:func:`idp.oidc.token_response`).
@@ -30,7 +32,10 @@ from idp.models.user import User
 _codes = AuthorizationCode.__table__
 _tokens = Token.__table__
 
+_users = User.__table__
+
 _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+_USER_ROW_BY_ID = select(_users).where(_users.c.id == bindparam("user_id"))
 
 _INSERT_CODE = insert(_codes)
 
@@ -59,12 +64,29 @@ _ROTATE_REFRESH = (update(_tokens)
                    .returning(*_tokens.c))
 
 
+def reads_only() -> None:
+    """Run this request's statements without a transaction (autocommit).
+
+    For endpoints that only read (UserInfo, introspection): a transaction costs two round trips
+    of its own (``BEGIN``, then ``ROLLBACK`` at teardown) for nothing, since a single
+    statement is atomic anyway and the reads need no common snapshot. A write such an
+    endpoint still makes (an audit row) commits on its own. Must run before the request's
+    first statement; the pool restores the connection's isolation level when it is returned.
+    """
+    db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def user_by_id(user_id: str) -> User | None:
     """The user (ORM object), from the session's identity map when this request has it."""
     loaded = db.session.identity_map.get(identity_key(User, user_id))
     if loaded is not None:
         return loaded  # type: ignore[no-any-return]
     return db.session.scalars(_USER_BY_ID, {"user_id": user_id}).first()
+
+
+def user_row(user_id: str) -> Row[Any] | None:
+    """The user's row, read only (attributes are the ``users`` columns: ``row.disabled``)."""
+    return db.session.execute(_USER_ROW_BY_ID, {"user_id": user_id}).first()
 
 
 def insert_code(values: dict[str, Any]) -> None:

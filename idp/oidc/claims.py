@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Row
+
 from idp.models import User
 
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -79,7 +81,8 @@ def restrict_claims_request(claims_request: dict | None,
     return restricted
 
 
-def user_claims(user: User, scope: str, extra: list[str] | None = None) -> dict[str, Any]:
+def user_claims(user: User | Row[Any], scope: str,
+                extra: list[str] | None = None) -> dict[str, Any]:
     """``sub`` plus the claims the granted scopes release and the ``extra`` names requested
     through the claims parameter; absent values are omitted."""
     values: dict[str, Any] = {

@@ -8,7 +8,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 
 from idp.extensions import db, settings
-from idp.models import User
+from idp.models import statements
 from idp.oidc import tokens
 
 #: A client holding this scope may introspect any token (a resource server).
@@ -42,7 +42,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             payload["aud"] = tokens.access_token_audience(
                 list(settings().tokens.access_token_audience), row.client_id)
         if row.user_id:
-            user = db.session.get(User, row.user_id)
+            user = statements.user_row(row.user_id)
             if user is None or user.disabled:
                 return {"active": False}
             payload["username"] = user.username

@@ -213,7 +213,7 @@ class AuthorizationCodeGrant(_AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: StoredCode) -> Principal | None:
         row = authorization_code.row
-        user = statements.user_by_id(row.user_id)
+        user = statements.user_row(row.user_id)
         if user is None or user.disabled:
             return None
         return Principal(user, AuthContext(row.acr, tuple(row.amr or ()), row.auth_time, row.sid,
@@ -261,7 +261,7 @@ class RefreshTokenGrant(_RefreshTokenGrant):
 
     def authenticate_user(self, refresh_token: tokens.IssuedToken) -> Principal | None:
         row = refresh_token.row
-        user = statements.user_by_id(row.user_id) if row.user_id else None
+        user = statements.user_row(row.user_id) if row.user_id else None
         if user is None or user.disabled:
             return None
         context = current_context(row, int(time.time()))

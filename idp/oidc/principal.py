@@ -8,6 +8,9 @@ reading the live session (DESIGN §4.6).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Row
 
 from idp.models import User
 
@@ -23,9 +26,12 @@ class AuthContext:
 
 
 class Principal:
-    """``claims_request`` is the authorization request's ``claims`` parameter, if any."""
+    """``claims_request`` is the authorization request's ``claims`` parameter, if any.
 
-    def __init__(self, user: User, context: AuthContext,
+    ``user`` is the ORM object at ``/authorize`` and the read-only ``users`` row at the token
+    endpoint (``statements.user_row``); either has the columns as attributes."""
+
+    def __init__(self, user: User | Row[Any], context: AuthContext,
                  claims_request: dict | None = None) -> None:
         self.user = user
         self.context = context

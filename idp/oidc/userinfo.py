@@ -60,7 +60,7 @@ def userinfo_claims(request: Request, keyring: Any) -> dict[str, Any]:
         raise BearerError("invalid_token", str(exc), 401) from None
     if "openid" not in valid.row.scope.split() or not valid.row.user_id:
         raise BearerError("insufficient_scope", "the token lacks the openid scope", 403)
-    user = statements.user_by_id(valid.row.user_id)
+    user = statements.user_row(valid.row.user_id)
     if user is None or user.disabled:
         raise BearerError("invalid_token", "the user no longer exists", 401)
     return user_claims(user, valid.row.scope, requested_names(valid.row.claims, "userinfo"))

@@ -58,9 +58,9 @@ def remembered(user: User) -> list[Device]:
         Device.last_seen_at.desc())))
 
 
-def remembered_event(user: User, device_id: str | None, now: int) -> AuthEvent | None:
-    """The stand-in proof this browser gives for ``user``, if it is remembered."""
-    device = find(user, device_id)
+def remembered_event(device: Device | None, now: int) -> AuthEvent | None:
+    """The stand-in proof this browser (its row for the signing-in user) gives, if it is
+    remembered."""
     if device is None or not device.remembered_until or device.remembered_until <= now:
         return None
     return AuthEvent(method=METHOD, factor_id=f"device:{device.id}", amr=AMR, at=now,

@@ -82,9 +82,10 @@ def country_of(request: Request) -> str | None:
     return geoip.country(request.remote_addr) if geoip is not None else None
 
 
-def observe_login(user: User, request: Request, recent_failures: int) -> tuple[dict[str, Any],
-                                                                               str | None]:
-    """Signals of this sign-in, and a device cookie value to set when the browser has none.
+def observe_login(user: User, request: Request, recent_failures: int
+                  ) -> tuple[dict[str, Any], str | None, Device]:
+    """Signals of this sign-in, a device cookie value to set when the browser has none, and
+    the browser's device row (for :func:`idp.policy.devices.remembered_event`: one read).
 
     Records the device and the country for the next sign-in (not committed).
     """
@@ -109,7 +110,7 @@ def observe_login(user: User, request: Request, recent_failures: int) -> tuple[d
         user.last_country = country
     signals = {"new_device": new_device, "country": country, "previous_country": previous,
                "recent_failures": recent_failures, "device_id": device_id}
-    return signals, cookie
+    return signals, cookie, device
 
 
 def signals_for(user: User | None, session_signals: dict[str, Any] | None, client_id: str | None,

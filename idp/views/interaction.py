@@ -23,9 +23,11 @@ from idp.authorize.login import (
 from idp.errors import InvalidRequest, TooManyRequests
 from idp.extensions import db, settings
 from idp.factors.service import MfaService
-from idp.models import Client, User
+from idp.models import User
 from idp.oidc.authorization import AuthorizationError
 from idp.oidc.claims import CLAIM_LABELS, SCOPE_CLAIMS
+from idp.oidc.client_cache import ClientRecord
+from idp.oidc.clients import load_client
 from idp.policy import devices
 from idp.policy.signals import DEVICE_COOKIE_DAYS, device_cookie_name, observe_login
 from idp.views.oidc import continue_interaction
@@ -51,13 +53,15 @@ class OwnPages:
     client_id: None = None
 
 
-def _client(record: dict) -> Client | OwnPages:
+def _client(record: dict) -> ClientRecord | OwnPages:
+    """The client the sign-in is for, from the client cache (no SELECT per page); a client
+    deleted or disabled since the request began gets no further pages."""
     if record.get("kind") == interactions.ACCOUNT:
         return OwnPages(settings().branding.product_name)
-    client = db.session.get(Client, record["client_id"])
+    client = load_client(record["client_id"])
     if client is None:
         raise InvalidRequest("The application is no longer registered.")
-    return client
+    return client.model
 
 
 def _resume(uid: str) -> Response:
@@ -113,9 +117,9 @@ def finish_primary_login(uid: str, record: dict, login: PrimaryLogin) -> Respons
     """Every primary sign-in ends here: session, policy signals, device cookie, resume."""
     user = login.user
     sessions.record_login(session, user.id, login.event)  # type: ignore[arg-type]
-    signals, device_cookie = observe_login(user, request, login.recent_failures)
+    signals, device_cookie, device = observe_login(user, request, login.recent_failures)
     session["signals"] = signals
-    stand_in = devices.remembered_event(user, signals["device_id"], login.event.at)
+    stand_in = devices.remembered_event(device, login.event.at)
     if stand_in is not None:
         sessions.record_event(session, stand_in)  # type: ignore[arg-type]
     if settings().policy.enforcement == "required" and not MfaService().credentials(user):

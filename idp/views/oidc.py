@@ -20,6 +20,7 @@ from idp.authorize import interactions
 from idp.authorize.context import AuthorizeContext
 from idp.errors import InvalidClient, InvalidRequest
 from idp.extensions import csrf, settings
+from idp.models import statements
 from idp.oidc.authorization import AuthorizationRequest
 from idp.oidc.discovery import provider_metadata
 from idp.oidc.userinfo import BearerError, userinfo_claims
@@ -141,6 +142,7 @@ def token() -> Response:
 @bp.route("/userinfo", methods=["GET", "POST"])
 @csrf.exempt
 def userinfo() -> Response:
+    statements.reads_only()
     try:
         claims = userinfo_claims(request, oidc.keyring())
     except BearerError as exc:
@@ -160,6 +162,7 @@ def userinfo() -> Response:
 @csrf.exempt
 def introspect() -> Response:
     require_form_parameters()
+    statements.reads_only()
     return oidc.introspection_response()
 
 
