@@ -22,7 +22,7 @@ from benchmarks.scenarios import SCENARIOS
 from benchmarks.server import prepare
 from benchmarks.target import Target
 
-STORE_METHODS = ("get", "put", "add", "pop", "delete", "incr", "ttl")
+STORE_METHODS = ("get", "put", "add", "pop", "delete", "incr", "decr", "ttl", "ttls", "incr_each")
 
 
 def instrument(app: Any) -> defaultdict[str, Counter[str]]:
