@@ -3,8 +3,6 @@
 - UserInfo and introspection only read, so they run without a transaction (autocommit: no
   ``BEGIN``/``ROLLBACK`` round trips); the token endpoint keeps its transaction, since a code
   claim or a refresh rotation and the token it issues must commit together or not at all.
-- The hosted sign-in pages take the client from the client cache (no ``SELECT … FROM
-  clients`` per page); a client disabled meanwhile gets no further pages.
 - A password sign-in reads the browser's device row once.
 """
 
@@ -18,8 +16,7 @@ import requests
 from sqlalchemy import event
 
 from idp.extensions import db
-from idp.models import Client
-from tests.helpers.rp import DEFAULT_PASSWORD, page_name
+from tests.helpers.rp import DEFAULT_PASSWORD
 from tests.helpers.sql import selects_from
 
 
@@ -80,39 +77,6 @@ def test_the_token_endpoint_keeps_its_transaction(flows, app):
         verbs = [verb for verb, _ in statements]
         assert "UPDATE" in verbs and "INSERT" in verbs, verbs
         assert all(level != "AUTOCOMMIT" for _, level in statements), statements
-
-
-def test_sign_in_pages_read_the_client_from_the_cache(flows, app):
-    flows.user("alice")
-    rp = flows.client("rp1")
-    browser = flows.browser()
-    url, _ = rp.authorize_url()
-    browser.follow(browser.get(url))  # the first request caches the client
-
-    url, _ = rp.authorize_url()
-    with selects_from(app, "clients") as client_reads:
-        page = browser.follow(browser.get(url))
-        assert page_name(page.text) == "login"
-        answer = browser.follow(browser.submit_login(page, "alice", DEFAULT_PASSWORD))
-    assert answer.headers.get("Location", "").startswith(rp.redirect_uri)
-    assert client_reads == []
-
-
-def test_a_client_disabled_during_the_sign_in_gets_no_further_pages(flows, app):
-    flows.user("alice")
-    rp = flows.client("rp1")
-    browser = flows.browser()
-    url, _ = rp.authorize_url()
-    page = browser.follow(browser.get(url))
-    assert page_name(page.text) == "login"
-
-    with app.app_context():
-        db.session.get(Client, "rp1").disabled = True
-        db.session.commit()
-
-    refused = browser.submit_login(page, "alice", DEFAULT_PASSWORD)
-    assert refused.status_code == 400
-    assert "no longer registered" in refused.text
 
 
 def test_a_password_sign_in_reads_the_device_once(flows, app):
