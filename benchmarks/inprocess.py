@@ -2,12 +2,14 @@
 process, one flow after another, timed with the process CPU clock (optionally profiled).
 
 No sockets, no server, no driver beside it: what is measured is the WSGI application itself
-(Flask, our hooks, authlib, SQLAlchemy, the store, the signatures), so the figure is steady on a
-busy machine and shows what a change to the request path is worth before a full ``make bench``.
-The HTTP server's own share (gunicorn ≈ 0.4 ms per request) is not in it.
+(Flask, our hooks, authlib, SQLAlchemy, the store, the signatures), so the figure shows what a
+change to the request path is worth before a full ``make bench``. CPU time still moves with
+the machine (±20 % between repeats here); ``--instructions`` counts instead, and that count
+does not. The HTTP server's own share (gunicorn ≈ 0.4 ms per request) is not in it.
 
     python -m benchmarks.inprocess --scenario sso-flow --flows 2000 [--backend postgres]
     python -m benchmarks.inprocess --scenario refresh --profile 25   # top 25 by own time
+    python -m benchmarks.inprocess --scenario sso-flow --instructions 40   # valgrind count
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ these prebuilt statements:
   its Core row (``user_row``), which skips the ORM's loading and identity map.
 
 Every statement runs on the request's ORM session (``db.session.execute``), so it joins the
-request's one transaction and commit (:func:`idp.oidc.token_response`).
+request's one transaction and commit (:func:`idp.oidc.token_response`) — or, on endpoints
+that only read, runs in autocommit (:func:`reads_only`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from idp.models.user import User
 
 _codes = AuthorizationCode.__table__
 _tokens = Token.__table__
-
 _users = User.__table__
 
 _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
