@@ -20,12 +20,12 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import Request, current_app
-from sqlalchemy import select
 
 from idp.cookies import host_cookie_name
 from idp.crypto import derive_key
 from idp.extensions import db, settings
 from idp.models import Device, User
+from idp.policy import devices
 from idp.policy.rules import Signals
 from idp.proxy import TRUSTED_KEY
 
@@ -96,8 +96,7 @@ def observe_login(user: User, request: Request, recent_failures: int
         device_id, cookie = new_device_cookie()
     elif device_cookie_name() not in request.cookies:
         cookie = f"{device_id}.{_mac(device_id)}"  # from the plain name: set the prefixed one
-    device = db.session.scalar(select(Device).where(Device.user_id == user.id,
-                                                    Device.device_id == device_id))
+    device = devices.find(user, device_id)
     new_device = device is None
     if device is None:
         device = Device(user_id=user.id, device_id=device_id, created_at=now,
