@@ -21,6 +21,7 @@ that only read, runs in autocommit (:func:`reads_only`).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, or_, select, update
@@ -50,6 +51,16 @@ _CLAIM_CODE = (update(_codes)
 _INSERT_TOKEN = insert(_tokens)
 
 _TOKEN_BY_JTI = select(_tokens).where(_tokens.c.jti == bindparam("jti"))
+
+#: UserInfo reads what it needs in one round trip: the access token's row and, joined, its
+#: user's columns under ``USER_COLUMN_PREFIX`` (the two tables share ``id``); the password
+#: hash is left out, since nothing UserInfo answers needs it.
+USER_COLUMN_PREFIX = "user__"
+_USER_CLAIM_COLUMNS = [c for c in _users.c if c.name != "password_hash"]
+_TOKEN_AND_USER_BY_JTI = (
+    select(_tokens, *(c.label(USER_COLUMN_PREFIX + c.name) for c in _USER_CLAIM_COLUMNS))
+    .select_from(_tokens.outerjoin(_users, _users.c.id == _tokens.c.user_id))
+    .where(_tokens.c.jti == bindparam("jti")))
 _TOKEN_BY_REFRESH_HASH = select(_tokens).where(_tokens.c.refresh_token_hash == bindparam("hash"))
 
 #: Rotate a live refresh token of this client: the rotated row comes back with the claim.
@@ -105,6 +116,22 @@ def insert_token(values: dict[str, Any]) -> None:
 
 def token_by_jti(jti: str) -> Row[Any] | None:
     return db.session.execute(_TOKEN_BY_JTI, {"jti": jti}).first()
+
+
+def token_and_user_by_jti(jti: str) -> Row[Any] | None:
+    """The token's row (as :func:`token_by_jti`) with its user's columns joined; read the
+    user with :func:`joined_user`."""
+    return db.session.execute(_TOKEN_AND_USER_BY_JTI, {"jti": jti}).first()
+
+
+def joined_user(row: Row[Any]) -> SimpleNamespace | None:
+    """The user part of a :func:`token_and_user_by_jti` row, with the ``users`` column names as
+    attributes (``user.email``); None when the token has no user or the user is gone."""
+    mapping = row._mapping
+    if mapping[USER_COLUMN_PREFIX + "id"] is None:
+        return None
+    return SimpleNamespace(**{column.name: mapping[USER_COLUMN_PREFIX + column.name]
+                              for column in _USER_CLAIM_COLUMNS})
 
 
 def token_by_refresh_hash(refresh_hash: str) -> Row[Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row
@@ -81,7 +82,7 @@ def restrict_claims_request(claims_request: dict | None,
     return restricted
 
 
-def user_claims(user: User | Row[Any], scope: str,
+def user_claims(user: User | Row[Any] | SimpleNamespace, scope: str,
                 extra: list[str] | None = None) -> dict[str, Any]:
     """``sub`` plus the claims the granted scopes release and the ``extra`` names requested
     through the claims parameter; absent values are omitted."""

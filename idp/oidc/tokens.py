@@ -11,6 +11,7 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,8 +163,14 @@ class ValidAccessToken:
     row: Row[Any]
 
 
-def validate_access_token(token: str, keyring: Any, now: int | None = None) -> ValidAccessToken:
-    """Check signature (our published keys), ``typ``, issuer, expiry, and that it is not revoked."""
+def validate_access_token(token: str, keyring: Any, now: int | None = None,
+                          read: Callable[[str], Row[Any] | None] = statements.token_by_jti,
+                          ) -> ValidAccessToken:
+    """Check signature (our published keys), ``typ``, issuer, expiry, and that it is not revoked.
+
+    ``read`` fetches the token's row by ``jti``: UserInfo passes
+    :func:`~idp.models.statements.token_and_user_by_jti` to get the user in the same round trip.
+    """
     now = int(time.time()) if now is None else now
     if not token or len(token) > 8192:
         raise InvalidAccessToken("malformed token")
@@ -178,7 +185,7 @@ def validate_access_token(token: str, keyring: Any, now: int | None = None) -> V
         raise InvalidAccessToken("issued by another server")
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
         raise InvalidAccessToken("expired")
-    row = statements.token_by_jti(str(claims.get("jti")))
+    row = read(str(claims.get("jti")))
     if row is None or row.revoked_at is not None:
         raise InvalidAccessToken("revoked")
     return ValidAccessToken(claims, row)

@@ -3,6 +3,7 @@
 - UserInfo and introspection only read, so they run without a transaction (autocommit: no
   ``BEGIN``/``ROLLBACK`` round trips); the token endpoint keeps its transaction, since a code
   claim or a refresh rotation and the token it issues must commit together or not at all.
+- UserInfo reads the access token and its user in one statement, without the password hash.
 - A password sign-in reads the browser's device row once.
 """
 
@@ -17,7 +18,7 @@ from sqlalchemy import event
 
 from idp.extensions import db
 from tests.helpers.rp import DEFAULT_PASSWORD
-from tests.helpers.sql import selects_from
+from tests.helpers.sql import selects_from, statements_run
 
 
 @contextmanager
@@ -58,6 +59,23 @@ def test_userinfo_and_introspection_read_outside_a_transaction(flows, app):
     assert body["active"] is True and body["username"] == "alice"
     assert introspection_statements
     assert all(level == "AUTOCOMMIT" for _, level in introspection_statements)
+
+
+def test_userinfo_reads_token_and_user_in_one_statement(flows, app):
+    flows.user("alice", email="alice@example.test")
+    rp = flows.client("rp1", scope="openid profile email")
+    access = flows.sign_in(flows.browser(), rp, scope="openid profile email").token[
+        "access_token"]
+
+    with statements_run(app) as seen:
+        info = requests.get(rp.issuer + "/userinfo", timeout=10,
+                            headers={"Authorization": f"Bearer {access}"})
+    assert info.status_code == 200, info.text
+    assert info.json()["email"] == "alice@example.test"
+    assert info.json()["preferred_username"] == "alice"
+    assert len(seen) == 1, seen
+    assert "FROM tokens LEFT OUTER JOIN users" in seen[0]
+    assert "password_hash" not in seen[0]
 
 
 def test_the_token_endpoint_keeps_its_transaction(flows, app):

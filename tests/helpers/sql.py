@@ -27,3 +27,20 @@ def selects_from(app: Any, table: str) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", on_execute)
+
+
+@contextmanager
+def statements_run(app: Any) -> Iterator[list[str]]:
+    """Every statement ``app``'s engine runs inside the block, as sent."""
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
