@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -12,14 +12,14 @@ from idp.extensions import db
 
 
 @contextmanager
-def selects_from(app: Any, table: str) -> Iterator[list[str]]:
-    """The ``SELECT … FROM <table>`` statements ``app``'s engine runs inside the block."""
+def _watched(app: Any, keep: Callable[[str], bool]) -> Iterator[list[str]]:
+    """The statements ``app``'s engine runs inside the block for which ``keep`` is true."""
     seen: list[str] = []
     with app.app_context():
         engine = db.engine
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+        if keep(statement):
             seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", on_execute)
@@ -29,18 +29,12 @@ def selects_from(app: Any, table: str) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", on_execute)
 
 
-@contextmanager
-def statements_run(app: Any) -> Iterator[list[str]]:
+def selects_from(app: Any, table: str) -> AbstractContextManager[list[str]]:
+    """The ``SELECT … FROM <table>`` statements ``app``'s engine runs inside the block."""
+    return _watched(app, lambda statement: statement.lstrip().upper().startswith("SELECT")
+                    and f"FROM {table}" in statement)
+
+
+def statements_run(app: Any) -> AbstractContextManager[list[str]]:
     """Every statement ``app``'s engine runs inside the block, as sent."""
-    seen: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
+    return _watched(app, lambda _statement: True)
