@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import secrets
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from flask import Flask, Response, g, request
 
@@ -21,15 +21,25 @@ FORM_MIMETYPE = "application/x-www-form-urlencoded"
 HSTS = "max-age=31536000"
 
 
-def _check_encoded(raw: bytes) -> None:
+def check_encoded(raw: bytes) -> None:
+    """A query string or form body whose every name and value, percent-decoded, is UTF-8
+    without NUL; :class:`InvalidRequest` otherwise.
+
+    The string is decoded whole rather than pair by pair (this runs on every request): first
+    as sent, then percent-decoded. The separators ``&`` and ``=`` are ASCII and never part of
+    a multi-byte sequence, so the whole is valid UTF-8 exactly when each part is, and a NUL
+    shows up either way. Malformed escapes (``%zz``) stay as they are, as in ``parse_qsl``.
+    """
+    decoded = raw
     try:
-        pairs = parse_qsl(raw.decode("utf-8", errors="strict"), keep_blank_values=True,
-                          encoding="utf-8", errors="strict")
-    except (UnicodeDecodeError, ValueError):
+        raw.decode("utf-8", errors="strict")
+        if b"%" in raw:
+            decoded = unquote_to_bytes(raw)
+            decoded.decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
         raise InvalidRequest("Parameters must be valid UTF-8.") from None
-    for name, value in pairs:
-        if "\x00" in name or "\x00" in value:
-            raise InvalidRequest("Parameters must not contain NUL characters.")
+    if b"\x00" in decoded:
+        raise InvalidRequest("Parameters must not contain NUL characters.")
 
 
 def allow_form_action(url: str) -> None:
@@ -54,9 +64,9 @@ def register(app: Flask) -> None:
     @app.before_request
     def validate_parameters() -> None:
         g.request_id = request.headers.get("X-Request-ID", "")[:64] or secrets.token_hex(8)
-        _check_encoded(request.query_string)
+        check_encoded(request.query_string)
         if request.method == "POST" and request.mimetype == FORM_MIMETYPE:
-            _check_encoded(request.get_data(cache=True))
+            check_encoded(request.get_data(cache=True))
 
     fixed = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
              # same-origin: our own form posts carry a Referer (Flask-WTF checks it on
