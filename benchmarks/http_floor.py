@@ -23,11 +23,12 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from benchmarks.cpu import ProcessTree
 from benchmarks.results import conditions
-from benchmarks.server import ROOT, VENV_BIN, free_port
+from benchmarks.server import ROOT, VENV_BIN, ServerProcess, free_port, wait_ready
 
 BODY = b'{"ok":true}'
 WORKERS = 2
@@ -101,21 +102,6 @@ async def _drive(url: str, tree: ProcessTree, concurrency: int, duration: float,
             "server_cpu_ms_per_request": cpu * 1000 / max(requests, 1)}
 
 
-def _wait_listening(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
-
-
 def measure(name: str, concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
     """One server: start, drive, stop; its figures (or why it was skipped)."""
     executable, command = SERVERS[name]
@@ -125,18 +111,11 @@ def measure(name: str, concurrency: int, duration: float, warmup: float) -> dict
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command(port), cwd=ROOT, env=env,  # noqa: S603 - our commands
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        _wait_listening(url, process)
+    url = f"http://127.0.0.1:{port}/"
+    with ServerProcess(name, process, url, Path(os.devnull)):
+        wait_ready(url, process, timeout=20.0)
         figures = asyncio.run(_drive(url, ProcessTree(name, process.pid), concurrency,
                                      duration, warmup))
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
     return {"server": name, "concurrency": concurrency, **figures}
 
 

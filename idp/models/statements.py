@@ -53,14 +53,15 @@ _INSERT_TOKEN = insert(_tokens)
 _TOKEN_BY_JTI = select(_tokens).where(_tokens.c.jti == bindparam("jti"))
 
 #: UserInfo reads what it needs in one round trip: the access token's row and, joined, its
-#: user's columns under ``USER_COLUMN_PREFIX`` (the two tables share ``id``); the password
+#: user's columns under ``_USER_PREFIX`` (the two tables share ``id``); the password
 #: hash is left out, since nothing UserInfo answers needs it.
-USER_COLUMN_PREFIX = "user__"
+_USER_PREFIX = "user__"
 _USER_CLAIM_COLUMNS = [c for c in _users.c if c.name != "password_hash"]
 _TOKEN_AND_USER_BY_JTI = (
-    select(_tokens, *(c.label(USER_COLUMN_PREFIX + c.name) for c in _USER_CLAIM_COLUMNS))
+    select(_tokens, *(c.label(_USER_PREFIX + c.name) for c in _USER_CLAIM_COLUMNS))
     .select_from(_tokens.outerjoin(_users, _users.c.id == _tokens.c.user_id))
     .where(_tokens.c.jti == bindparam("jti")))
+
 _TOKEN_BY_REFRESH_HASH = select(_tokens).where(_tokens.c.refresh_token_hash == bindparam("hash"))
 
 #: Rotate a live refresh token of this client: the rotated row comes back with the claim.
@@ -128,9 +129,9 @@ def joined_user(row: Row[Any]) -> SimpleNamespace | None:
     """The user part of a :func:`token_and_user_by_jti` row, with the ``users`` column names as
     attributes (``user.email``); None when the token has no user or the user is gone."""
     mapping = row._mapping
-    if mapping[USER_COLUMN_PREFIX + "id"] is None:
+    if mapping[_USER_PREFIX + "id"] is None:
         return None
-    return SimpleNamespace(**{column.name: mapping[USER_COLUMN_PREFIX + column.name]
+    return SimpleNamespace(**{column.name: mapping[_USER_PREFIX + column.name]
                               for column in _USER_CLAIM_COLUMNS})
 
 
